@@ -1,0 +1,290 @@
+//! `sqlite-vector bench`: builds a fresh shard from a dataset directory (shared/data/FORMAT.md
+//! layout) or seeded synthetic vectors, then measures, on one thread: the batch insert rate,
+//! every query once after a warm-up (latency percentiles and recall@k against the exact ground
+//! truth), reopening the shard and answering a first query, single-item inserts in their own
+//! transactions, and the arena's memory against the raw vector bytes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use sqlite_vector::{Durability, Metric, NewItem, Profile, SearchParams, Shard};
+use sqlite_vector_dataset::{percentile, recall_at_k, Dataset, GtMetric, Matrix, QuerySet};
+
+use crate::{user, CliResult};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchMetric {
+    Cos,
+    L2,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Queries {
+    Full,
+    Short,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Index {
+    /// Exact SIMD scan over the in-memory arena.
+    Exact,
+}
+
+/// Options of `bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Dataset directory (base.npy, queries*.npy, gt_*.npy).
+    #[arg(long, required_unless_present = "synth", conflicts_with = "synth")]
+    data: Option<PathBuf>,
+    /// Synthetic data instead: NxD seeded standard-normal vectors (e.g. 1000000x128), 200
+    /// queries; recall is not computed (exact search is its own oracle).
+    #[arg(long)]
+    synth: Option<String>,
+    /// Metric.
+    #[arg(long, value_enum, default_value = "cos")]
+    metric: BenchMetric,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Query set: full text (queries.npy) or synopsis only (queries_short.npy).
+    #[arg(long, value_enum, default_value = "full")]
+    queries: Queries,
+    /// Index to search with.
+    #[arg(long, value_enum, default_value = "exact")]
+    index: Index,
+    /// Durability of the bench shard.
+    #[arg(long, default_value = "normal")]
+    durability: Durability,
+    /// Items per insert_batch transaction while building.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// Warm-up queries before timing.
+    #[arg(long, default_value_t = 50)]
+    warmup: usize,
+    /// Single-item inserts to time after the build (0 to skip).
+    #[arg(long, default_value_t = 1_000)]
+    single_inserts: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let p = std::env::temp_dir().join(format!(
+            "sqlite-vector-bench-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&p)?;
+        Ok(TempDir(p))
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Seeded standard-normal matrix (xorshift64* + Box–Muller).
+pub(crate) fn synth_normal(rows: usize, cols: usize, seed: u64) -> Matrix<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut data = Vec::with_capacity(rows * cols);
+    while data.len() < rows * cols {
+        let (u1, u2) = (next().max(1e-300), next());
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f64::consts::TAU * u2;
+        data.push((r * t.cos()) as f32);
+        if data.len() < rows * cols {
+            data.push((r * t.sin()) as f32);
+        }
+    }
+    Matrix { rows, cols, data }
+}
+
+fn parse_synth(s: &str) -> CliResult<(usize, usize)> {
+    let bad = || user(format!("--synth wants NxD, e.g. 100000x128, got {s:?}"));
+    let (n, d) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    let d: usize = d.trim().parse().map_err(|_| bad())?;
+    if n == 0 || d == 0 {
+        return Err(bad());
+    }
+    Ok((n, d))
+}
+
+fn build(path: &Path, profile: &Profile, base: &Matrix<f32>, batch: usize) -> CliResult<(Shard, f64)> {
+    let shard = Shard::create(path, profile)?;
+    let t = Instant::now();
+    let mut row = 0;
+    while row < base.rows {
+        let end = (row + batch).min(base.rows);
+        let items = (row..end)
+            .map(|i| NewItem::new(base.row(i).to_vec()).with_id(i.to_string()))
+            .collect();
+        shard.insert_batch(items)?;
+        row = end;
+    }
+    Ok((shard, t.elapsed().as_secs_f64()))
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> CliResult {
+    if args.batch == 0 {
+        return Err(user("--batch must be at least 1"));
+    }
+    let metric = match args.metric {
+        BenchMetric::Cos => Metric::Cosine,
+        BenchMetric::L2 => Metric::L2,
+    };
+    let (name, base, queries, truth) = match (&args.data, &args.synth) {
+        (Some(dir), _) => {
+            let ds = Dataset::load(
+                dir,
+                match args.metric {
+                    BenchMetric::Cos => GtMetric::Cos,
+                    BenchMetric::L2 => GtMetric::L2,
+                },
+                match args.queries {
+                    Queries::Full => QuerySet::Full,
+                    Queries::Short => QuerySet::Short,
+                },
+            )?;
+            if ds.gt_ids.cols < args.k {
+                return Err(user(format!(
+                    "ground truth has {} neighbours per query, --k {} is larger",
+                    ds.gt_ids.cols, args.k
+                )));
+            }
+            let name = dir
+                .file_name()
+                .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+            (name, ds.base, ds.queries, Some((ds.gt_ids, ds.gt_dist)))
+        }
+        (None, Some(spec)) => {
+            let (n, d) = parse_synth(spec)?;
+            let base = synth_normal(n, d, 42);
+            let queries = synth_normal(200, d, 4242);
+            (format!("synthetic-normal-{n}x{d}"), base, queries, None)
+        }
+        (None, None) => return Err(user("give --data DIR or --synth NxD")),
+    };
+    let dim = base.cols;
+    let tmp = TempDir::new()?;
+    let path = tmp.0.join("bench.db");
+    let profile = Profile::new(dim, metric).with_durability(args.durability);
+    let (shard, build_s) = build(&path, &profile, &base, args.batch)?;
+    let insert_vps = base.rows as f64 / build_s;
+
+    let params = SearchParams::k(args.k);
+    for i in 0..args.warmup.min(queries.rows) {
+        shard.search(queries.row(i), &params)?;
+    }
+    let mut lat = Vec::with_capacity(queries.rows);
+    let mut recall_sum = 0.0;
+    for i in 0..queries.rows {
+        let q = queries.row(i);
+        let t = Instant::now();
+        let hits = shard.search(q, &params)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        if let Some((gt_ids, gt_dist)) = &truth {
+            let ids: Vec<usize> = hits.iter().map(|h| h.id.parse().unwrap_or(usize::MAX)).collect();
+            let dists: Vec<f32> = hits
+                .iter()
+                .map(|h| match metric {
+                    Metric::Cosine => 1.0 - h.score,
+                    _ => h.score * h.score,
+                })
+                .collect();
+            recall_sum += recall_at_k(&ids, &dists, gt_ids.row(i), gt_dist.row(i), args.k);
+        }
+    }
+    let recall = truth.as_ref().map(|_| recall_sum / queries.rows as f64);
+    let mean_us = lat.iter().sum::<f64>() / lat.len() as f64;
+    let (p50, p95, p99) = (
+        percentile(&mut lat, 50.0),
+        percentile(&mut lat, 95.0),
+        percentile(&mut lat, 99.0),
+    );
+    let stats = shard.stats()?;
+    drop(shard);
+
+    // Reopen the shard and answer a first query (cold start of a process).
+    let t = Instant::now();
+    let reopened = Shard::open(&path)?;
+    reopened.search(queries.row(0), &params)?;
+    let open_first_query_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    // Single inserts, each its own transaction.
+    let mut single = Vec::with_capacity(args.single_inserts);
+    for i in 0..args.single_inserts {
+        let v = base.row(i % base.rows).to_vec();
+        let item = NewItem::new(v).with_id(format!("single-{i}"));
+        let t = Instant::now();
+        reopened.insert(item)?;
+        single.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let single_p50 = percentile(&mut single, 50.0);
+    let single_p99 = percentile(&mut single, 99.0);
+    let mem_ratio = stats.bytes_in_memory as f64 / stats.raw_vector_bytes.max(1) as f64;
+
+    let out = json!({
+        "dataset": name,
+        "n": base.rows,
+        "dim": dim,
+        "metric": metric.as_str(),
+        "k": args.k,
+        "index": "exact",
+        "queries": queries.rows,
+        "query_set": match args.queries { Queries::Full => "full", Queries::Short => "short" },
+        "recall_at_k": recall,
+        "p50_us": p50,
+        "p95_us": p95,
+        "p99_us": p99,
+        "mean_us": mean_us,
+        "build_s": build_s,
+        "insert_vps": insert_vps,
+        "durability": args.durability.as_str(),
+        "open_first_query_ms": open_first_query_ms,
+        "single_insert_p50_us": if single.is_empty() { None } else { Some(single_p50) },
+        "single_insert_p99_us": if single.is_empty() { None } else { Some(single_p99) },
+        "arena_bytes": stats.bytes_in_memory,
+        "raw_vector_bytes": stats.raw_vector_bytes,
+        "arena_over_raw": mem_ratio,
+        "bytes_on_disk": stats.bytes_on_disk,
+        "search_method": stats.search_method,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!("sqlite-vector bench: {name}, n = {}, dim = {dim}, {metric}, k = {}, index exact ({}), one thread", base.rows, args.k, stats.search_method);
+        let rows: [(&str, String); 11] = [
+            ("recall@k", recall.map_or("n/a (synthetic)".into(), |r| format!("{r:.4}"))),
+            ("query p50", format!("{p50:.0} µs")),
+            ("query p95", format!("{p95:.0} µs")),
+            ("query p99", format!("{p99:.0} µs")),
+            ("build", format!("{build_s:.2} s")),
+            ("insert rate", format!("{insert_vps:.0} vectors/s (batches of {}, durability {})", args.batch, args.durability)),
+            ("open + 1st query", format!("{open_first_query_ms:.1} ms")),
+            ("single insert p50", if single.is_empty() { "skipped".into() } else { format!("{single_p50:.0} µs") }),
+            ("single insert p99", if single.is_empty() { "skipped".into() } else { format!("{single_p99:.0} µs") }),
+            ("arena memory", format!("{:.1} MB ({mem_ratio:.3}× raw vectors)", stats.bytes_in_memory as f64 / 1e6)),
+            ("on disk", format!("{:.1} MB", stats.bytes_on_disk as f64 / 1e6)),
+        ];
+        for (k, v) in rows {
+            println!("  {k:<18} {v}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! # sqlite-vector
+//!
+//! An embedded vector database for AI agents: each agent or task owns a *shard*, one SQLite
+//! file (or an in-memory database) of vectors with external ids, JSON metadata and text, searched
+//! exactly with SIMD kernels over an in-memory arena.
+//!
+//! ```
+//! use serde_json::json;
+//! use sqlite_vector::{Filter, Metric, NewItem, Profile, SearchParams, Shard};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("agent.db");
+//! let shard = Shard::create(&path, &Profile::new(4, Metric::Cosine))?;
+//! shard.insert_batch(vec![
+//!     NewItem::new(vec![1.0, 0.0, 0.0, 0.0]).with_id("rust").with_metadata(json!({"lang": "rust", "stars": 5})),
+//!     NewItem::new(vec![0.9, 0.1, 0.0, 0.0]).with_id("go").with_metadata(json!({"lang": "go", "stars": 2})),
+//!     NewItem::new(vec![0.0, 0.0, 1.0, 0.0]).with_id("c").with_metadata(json!({"lang": "c", "stars": 4})),
+//! ])?;
+//!
+//! // The two nearest items, best first; scores are cosine similarities.
+//! let hits = shard.search(&[1.0, 0.05, 0.0, 0.0], &SearchParams::k(2))?;
+//! assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["rust", "go"]);
+//!
+//! // A metadata filter: the true top k among the items that match.
+//! let filter: Filter = r#"{"stars": {"$gte": 3}}"#.parse()?;
+//! let hits = shard.search(&[0.0, 1.0, 0.0, 0.0], &SearchParams::k(5).with_filter(filter))?;
+//! assert_eq!(hits.len(), 2);
+//! assert!(hits.iter().all(|h| h.metadata["stars"].as_i64() >= Some(3)));
+//!
+//! // Deleting leaves a tombstone for sync; the write is durable once `delete` returns.
+//! shard.delete("go")?;
+//! drop(shard);
+//! let reopened = Shard::open(&path)?;
+//! assert_eq!(reopened.len(), 2);
+//! # Ok::<(), sqlite_vector::Error>(())
+//! ```
+//!
+//! ## Layout
+//! * [`Shard`] ([`shard`]): the API: create/open, insert, upsert, batch, update, delete, get,
+//!   search, stats, and the sync-ready "changes since" query.
+//! * [`schema`]: every DDL statement, the format version and migrations.
+//! * [`codec`]: the vector BLOB format (little-endian f32, `dim × 4` bytes) and input checks.
+//! * [`distance`]: scalar, AVX2+FMA, AVX-512 and NEON kernels, dispatched once at run time.
+//! * [`filter`]: the metadata filter language (`$eq $ne $in $nin $gt $gte $lt $lte $exists
+//!   $and $or $not`), compiled to SQL with bound parameters.
+//! * [`sqlfn`]: `vec_distance_cosine`, `vec_distance_l2`, `vec_dot`, `vec_norm` in SQL.
+
+#![warn(missing_docs)]
+
+mod arena;
+pub mod codec;
+pub mod distance;
+mod error;
+pub mod filter;
+mod profile;
+pub mod schema;
+pub mod shard;
+pub mod sqlfn;
+mod topk;
+
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
+pub use shard::{Change, Hit, Item, NewItem, SearchParams, Shard, Stats, Update};
+pub use sqlfn::register_functions;
+
+/// Re-export of the SQLite bindings used by [`Shard::query_sql`].
+pub use rusqlite;
+
+#[cfg(test)]
+mod send_sync {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn shard_is_send_sync() {
+        assert_send_sync::<crate::Shard>();
+    }
+}

@@ -1,0 +1,1353 @@
+//! A shard: one SQLite database of vectors with ids, metadata and text, plus the in-memory arena
+//! that search scans.
+//!
+//! # Consistency model
+//! SQLite is the source of truth. A write runs in one `BEGIN IMMEDIATE` transaction; it is
+//! acknowledged (the method returns `Ok`) only after `COMMIT`, and only then is the arena
+//! updated. Within a process, the arena lock is held across commit and apply, so no search sees a
+//! half-applied write. Other connections (another process, or another handle on the same file)
+//! are noticed through `PRAGMA data_version` before every search and every write, and their
+//! changes are read incrementally by local version (`seq`) from the `items_seq` index.
+//!
+//! Lock order is arena state, then connection; every path follows it.
+//!
+//! # Pragmas
+//! * `journal_mode=WAL`: readers never block the writer and vice versa, across processes.
+//! * `synchronous=FULL` (durability `full`) or `NORMAL` (durability `normal`): see
+//!   [`Durability`].
+//! * `busy_timeout=5000`: a writer waits up to 5 s for another process's write lock instead of
+//!   failing at once with `SQLITE_BUSY`.
+//! * `cache_size=-8192` (8 MiB): vectors are served from the arena, so SQLite's page cache only
+//!   needs the b-tree interiors and recent pages.
+//! * `journal_size_limit=67108864`: the WAL file is truncated back to 64 MiB after checkpoints.
+//! * `temp_store=MEMORY`: sorter and temporary b-trees stay off disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::arena::Arena;
+use crate::codec;
+use crate::distance::{self, Kernels};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::profile::{Durability, Metric, Profile};
+use crate::schema;
+
+/// Largest `k` a search accepts.
+pub const MAX_K: usize = 10_000;
+/// Longest external id, in bytes.
+pub const MAX_ID_BYTES: usize = 512;
+/// Largest metadata object, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 1 << 20;
+/// Largest text, in bytes (UTF-8).
+pub const MAX_TEXT_BYTES: usize = 4 << 20;
+
+/// An item to insert.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewItem {
+    /// External id; `None` generates one (16 hex digits, random).
+    pub id: Option<String>,
+    /// The vector, `dimension` finite f32 values.
+    pub vector: Vec<f32>,
+    /// Metadata: a JSON object, or `None` for `{}`.
+    pub metadata: Option<Value>,
+    /// Optional text (the document the vector embeds).
+    pub text: Option<String>,
+}
+
+impl NewItem {
+    /// An item with a generated id, no metadata and no text.
+    pub fn new(vector: Vec<f32>) -> Self {
+        NewItem {
+            vector,
+            ..Default::default()
+        }
+    }
+    /// Sets the external id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Sets the metadata (must be a JSON object).
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+    /// Sets the text.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+}
+
+/// A stored item, as returned by [`Shard::get`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    /// External id.
+    pub id: String,
+    /// The vector (`dimension` values).
+    pub vector: Vec<f32>,
+    /// Metadata object (`{}` when none was given).
+    pub metadata: Value,
+    /// Text, if any.
+    pub text: Option<String>,
+}
+
+/// A partial change for [`Shard::update`]; fields left `None` keep their value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Update {
+    /// New vector.
+    pub vector: Option<Vec<f32>>,
+    /// New metadata object (replaces the old one whole).
+    pub metadata: Option<Value>,
+    /// New text.
+    pub text: Option<String>,
+}
+
+/// Parameters of [`Shard::search`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchParams {
+    /// Number of hits wanted, 1 ..= [`MAX_K`] (default 10). Fewer come back when fewer items
+    /// match.
+    pub k: usize,
+    /// Metric for this search; `None` uses the shard's.
+    pub metric: Option<Metric>,
+    /// Keep only hits with a score ≥ this (cosine and dot only).
+    pub min_score: Option<f32>,
+    /// Keep only hits with an L2 distance ≤ this (L2 only).
+    pub max_distance: Option<f32>,
+    /// Metadata filter: the search returns the true top k among matching items.
+    pub filter: Option<Filter>,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams {
+            k: 10,
+            metric: None,
+            min_score: None,
+            max_distance: None,
+            filter: None,
+        }
+    }
+}
+
+impl SearchParams {
+    /// Default parameters with this `k`.
+    pub fn k(k: usize) -> Self {
+        SearchParams {
+            k,
+            ..Default::default()
+        }
+    }
+    /// Sets the filter.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+    /// Sets the metric.
+    pub fn with_metric(mut self, metric: Metric) -> Self {
+        self.metric = Some(metric);
+        self
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// External id.
+    pub id: String,
+    /// Cosine similarity, dot product, or L2 distance, per the search's metric (see
+    /// [`Metric`]).
+    pub score: f32,
+    /// Metadata object.
+    pub metadata: Value,
+    /// Text, if any.
+    pub text: Option<String>,
+}
+
+/// One row of [`Shard::changes_since`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// External id.
+    pub id: String,
+    /// Local version of the change.
+    pub seq: i64,
+    /// Hybrid logical clock of the change: physical milliseconds << 16 | logical counter.
+    pub hlc: i64,
+    /// Site that made the change (16 bytes, hex).
+    pub site_id: String,
+    /// Causal length: odd = alive, even = deleted.
+    pub causal_length: i64,
+}
+
+/// Numbers about a shard, from [`Shard::stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Live items.
+    pub count: usize,
+    /// Tombstones (deleted items kept for sync).
+    pub tombstones: usize,
+    /// Vector dimension.
+    pub dimension: usize,
+    /// Shard metric.
+    pub metric: Metric,
+    /// Durability of this handle.
+    pub durability: Durability,
+    /// Embedding model id, if recorded.
+    pub embedding_model: Option<String>,
+    /// Bytes of the database file plus its WAL (for in-memory shards: SQLite's pages).
+    pub bytes_on_disk: u64,
+    /// Bytes held by the in-memory arena (vectors, norms, ids, maps).
+    pub bytes_in_memory: usize,
+    /// Bytes of raw f32 vector data of the live items (`count × dimension × 4`).
+    pub raw_vector_bytes: usize,
+    /// Shard format version.
+    pub format_version: u32,
+    /// How searches run, e.g. `exact (avx512f)`.
+    pub search_method: String,
+    /// The site id of this shard (hex).
+    pub site_id: String,
+    /// Highest local version (`seq`).
+    pub version: i64,
+}
+
+struct State {
+    arena: Arena,
+    last_seq: i64,
+    last_hlc: i64,
+    data_version: i64,
+}
+
+struct Conn {
+    db: Connection,
+    rng: u64,
+}
+
+/// A vector shard. `Send + Sync`: share it behind an `Arc`; searches run in parallel, writes are
+/// serialised (one writer, many readers).
+pub struct Shard {
+    path: Option<PathBuf>,
+    profile: Profile,
+    site_id: [u8; 16],
+    format_version: u32,
+    kernels: &'static Kernels,
+    state: RwLock<State>,
+    conn: Mutex<Conn>,
+}
+
+enum Op {
+    Put {
+        rowid: i64,
+        id: String,
+        vector: Vec<f32>,
+    },
+    Remove {
+        rowid: i64,
+    },
+}
+
+/// Maps errors of opening/reading a file that may not be a shard at all.
+fn map_foreign(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        match f.code {
+            ErrorCode::NotADatabase => {
+                return Error::NotAShard(format!("{}: file is not a SQLite database", path.display()))
+            }
+            ErrorCode::DatabaseCorrupt => {
+                return Error::Corrupt(format!(
+                    "{}: {}",
+                    path.display(),
+                    msg.as_deref().unwrap_or("database disk image is malformed")
+                ))
+            }
+            ErrorCode::CannotOpen => {
+                return Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("cannot open {}", path.display()),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Error::Sqlite(e)
+}
+
+fn now_hlc(last: i64) -> i64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    (ms << 16).max(last + 1)
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    let reason = if id.is_empty() {
+        "empty"
+    } else if id.len() > MAX_ID_BYTES {
+        "longer than 512 bytes"
+    } else if id.chars().any(char::is_control) {
+        "contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidId {
+        id: id.chars().take(64).collect(),
+        reason,
+    })
+}
+
+fn metadata_json(m: Option<&Value>) -> Result<Option<String>> {
+    match m {
+        None => Ok(None),
+        Some(Value::Object(o)) if o.is_empty() => Ok(None),
+        Some(v @ Value::Object(_)) => {
+            let s = serde_json::to_string(v)?;
+            if s.len() > MAX_METADATA_BYTES {
+                return Err(Error::InvalidMetadata(format!(
+                    "{} bytes of JSON, the limit is {MAX_METADATA_BYTES}",
+                    s.len()
+                )));
+            }
+            Ok(Some(s))
+        }
+        Some(other) => Err(Error::InvalidMetadata(format!(
+            "metadata must be a JSON object, got {}",
+            match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+            }
+        ))),
+    }
+}
+
+fn parse_metadata(s: Option<String>) -> Result<Value> {
+    match s {
+        None => Ok(Value::Object(Map::new())),
+        Some(s) => Ok(serde_json::from_str(&s)?),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Shard {
+    // ------------------------------------------------------------------ open / create
+
+    /// Creates a new shard file at `path` with `profile`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `path` exists; [`Error::InvalidArgument`] for an invalid
+    /// profile, or durability `memory` (use [`Shard::in_memory`]); [`Error::Sqlite`] /
+    /// [`Error::Io`] when the file cannot be written.
+    ///
+    /// ```
+    /// use sqlite_vector::{Metric, NewItem, Profile, SearchParams, Shard};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let shard = Shard::create(dir.path().join("notes.db"), &Profile::new(3, Metric::Cosine))?;
+    /// shard.insert(NewItem::new(vec![1.0, 0.0, 0.0]).with_id("a"))?;
+    /// shard.insert(NewItem::new(vec![0.0, 1.0, 0.0]).with_id("b"))?;
+    /// let hits = shard.search(&[0.9, 0.1, 0.0], &SearchParams::k(1))?;
+    /// assert_eq!(hits[0].id, "a");
+    /// # Ok::<(), sqlite_vector::Error>(())
+    /// ```
+    pub fn create(path: impl AsRef<Path>, profile: &Profile) -> Result<Shard> {
+        let path = path.as_ref();
+        profile.validate()?;
+        if profile.durability == Durability::Memory {
+            return Err(Error::InvalidArgument(
+                "durability memory keeps nothing on disk: use Shard::in_memory".into(),
+            ));
+        }
+        if path.exists() {
+            return Err(Error::AlreadyExists(path.display().to_string()));
+        }
+        let db = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| map_foreign(path, e))?;
+        Self::init(db, Some(path.to_path_buf()), profile)
+    }
+
+    /// Creates an in-memory shard (durability `memory`: nothing touches the disk, and the data
+    /// ends with the handle).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid profile.
+    pub fn in_memory(profile: &Profile) -> Result<Shard> {
+        profile.validate()?;
+        let profile = profile.clone().with_durability(Durability::Memory);
+        let db = Connection::open_in_memory()?;
+        Self::init(db, None, &profile)
+    }
+
+    fn init(mut db: Connection, path: Option<PathBuf>, profile: &Profile) -> Result<Shard> {
+        Self::configure(&db, profile.durability)?;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        let exists: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Err(Error::AlreadyExists(
+                path.map_or_else(|| ":memory:".into(), |p| p.display().to_string()),
+            ));
+        }
+        for ddl in schema::CREATE_ALL {
+            tx.execute_batch(ddl)?;
+        }
+        tx.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
+        let site: Vec<u8> = tx.query_row("SELECT randomblob(16)", [], |r| r.get(0))?;
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let rows: [(&str, String); 7] = [
+            ("format_version", schema::FORMAT_VERSION.to_string()),
+            ("dimension", profile.dimension.to_string()),
+            ("metric", profile.metric.to_string()),
+            ("durability", profile.durability.to_string()),
+            (
+                "embedding_model",
+                profile.embedding_model.clone().unwrap_or_default(),
+            ),
+            ("site_id", hex(&site)),
+            ("created_at", created.to_string()),
+        ];
+        for (k, v) in rows {
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+        }
+        tx.commit()?;
+        Self::finish_open(db, path, profile.clone(), schema::FORMAT_VERSION)
+    }
+
+    /// Opens an existing shard file with the durability recorded in it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (not found), [`Error::NotAShard`] for a file that is not SQLite or has no
+    /// shard profile, [`Error::Corrupt`] for damaged pages or a vector BLOB of the wrong length,
+    /// [`Error::UnsupportedFormat`] for a newer format.
+    pub fn open(path: impl AsRef<Path>) -> Result<Shard> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens an existing shard, overriding its recorded durability for this handle when
+    /// `durability` is given (`full` or `normal`).
+    ///
+    /// # Errors
+    /// As [`Shard::open`]; [`Error::InvalidArgument`] for durability `memory`.
+    pub fn open_with(path: impl AsRef<Path>, durability: Option<Durability>) -> Result<Shard> {
+        let path = path.as_ref();
+        if durability == Some(Durability::Memory) {
+            return Err(Error::InvalidArgument(
+                "durability memory cannot apply to a shard file".into(),
+            ));
+        }
+        if !path.is_file() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no shard file at {}", path.display()),
+            )));
+        }
+        let db = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| map_foreign(path, e))?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (mut profile, version) =
+            Self::read_profile(&db).map_err(|e| match e {
+                Error::Sqlite(s) => map_foreign(path, s),
+                other => other,
+            })?;
+        if let Some(d) = durability {
+            profile.durability = d;
+        }
+        Self::configure(&db, profile.durability).map_err(|e| match e {
+            Error::Sqlite(s) => map_foreign(path, s),
+            other => other,
+        })?;
+        Self::finish_open(db, Some(path.to_path_buf()), profile, version)
+    }
+
+    /// Opens the shard at `path` if it exists, checking that its dimension, metric and
+    /// embedding model equal `profile`'s; creates it otherwise.
+    ///
+    /// # Errors
+    /// As [`Shard::create`] and [`Shard::open`]; [`Error::DimensionMismatch`] or
+    /// [`Error::ProfileMismatch`] naming both values when the existing shard differs.
+    pub fn open_or_create(path: impl AsRef<Path>, profile: &Profile) -> Result<Shard> {
+        let path = path.as_ref();
+        if path.exists() {
+            let shard = Self::open_with(path, Some(profile.durability))?;
+            shard.profile.check_compatible(profile)?;
+            Ok(shard)
+        } else {
+            Self::create(path, profile)
+        }
+    }
+
+    fn configure(db: &Connection, durability: Durability) -> Result<()> {
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        match durability {
+            Durability::Memory => {
+                db.pragma_update(None, "synchronous", "OFF")?;
+            }
+            Durability::Full | Durability::Normal => {
+                let mode: String =
+                    db.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(Error::InvalidArgument(format!(
+                        "could not enable WAL (journal_mode is {mode})"
+                    )));
+                }
+                let sync = if durability == Durability::Full {
+                    "FULL"
+                } else {
+                    "NORMAL"
+                };
+                db.pragma_update(None, "synchronous", sync)?;
+                db.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
+            }
+        }
+        db.pragma_update(None, "cache_size", -8192i64)?;
+        db.pragma_update(None, "temp_store", "MEMORY")?;
+        crate::sqlfn::register_functions(db)?;
+        Ok(())
+    }
+
+    fn read_profile(db: &Connection) -> Result<(Profile, u32)> {
+        let has_meta: bool = db.query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_meta {
+            return Err(Error::NotAShard(
+                "SQLite database without a sqlite-vector meta table".into(),
+            ));
+        }
+        let get = |key: &str| -> Result<String> {
+            db.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::Corrupt(format!("meta has no {key}")))
+        };
+        let version: u32 = get("format_version")?
+            .parse()
+            .map_err(|_| Error::Corrupt("format_version is not a number".into()))?;
+        if version > schema::FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                found: version,
+                supported: schema::FORMAT_VERSION,
+            });
+        }
+        let dimension: usize = get("dimension")?
+            .parse()
+            .map_err(|_| Error::Corrupt("dimension is not a number".into()))?;
+        let metric: Metric = get("metric")?
+            .parse()
+            .map_err(|_| Error::Corrupt("unknown metric in meta".into()))?;
+        let durability: Durability = get("durability")?
+            .parse()
+            .map_err(|_| Error::Corrupt("unknown durability in meta".into()))?;
+        let model = get("embedding_model")?;
+        let profile = Profile {
+            dimension,
+            metric,
+            durability,
+            embedding_model: (!model.is_empty()).then_some(model),
+        };
+        profile
+            .validate()
+            .map_err(|e| Error::Corrupt(format!("bad profile in meta: {e}")))?;
+        Ok((profile, version))
+    }
+
+    fn finish_open(
+        mut db: Connection,
+        path: Option<PathBuf>,
+        profile: Profile,
+        format_version: u32,
+    ) -> Result<Shard> {
+        Self::migrate(&mut db, format_version)?;
+        let site_hex: String =
+            db.query_row("SELECT value FROM meta WHERE key = 'site_id'", [], |r| {
+                r.get(0)
+            })?;
+        let mut site_id = [0u8; 16];
+        if site_hex.len() != 32 {
+            return Err(Error::Corrupt(format!("bad site_id {site_hex:?}")));
+        }
+        for (i, b) in site_id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&site_hex[2 * i..2 * i + 2], 16)
+                .map_err(|_| Error::Corrupt(format!("bad site_id {site_hex:?}")))?;
+        }
+        let seed: i64 = db.query_row("SELECT random()", [], |r| r.get(0))?;
+        let mut state = State {
+            arena: Arena::with_capacity(profile.dimension, 0),
+            last_seq: 0,
+            last_hlc: 0,
+            data_version: 0,
+        };
+        Self::load(&db, &mut state, profile.dimension).map_err(|e| match (&path, e) {
+            (Some(p), Error::Sqlite(s)) => map_foreign(p, s),
+            (_, e) => e,
+        })?;
+        Ok(Shard {
+            path,
+            profile,
+            site_id,
+            format_version: schema::FORMAT_VERSION,
+            kernels: Kernels::best(),
+            state: RwLock::new(state),
+            conn: Mutex::new(Conn {
+                db,
+                rng: (seed as u64) | 1,
+            }),
+        })
+    }
+
+    fn migrate(db: &mut Connection, from: u32) -> Result<()> {
+        if from == schema::FORMAT_VERSION {
+            return Ok(());
+        }
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for step in &schema::MIGRATIONS[(from as usize - 1)..] {
+            for sql in *step {
+                tx.execute_batch(sql)?;
+            }
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
+            [schema::FORMAT_VERSION.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Full load of the arena, in one read transaction.
+    fn load(db: &Connection, st: &mut State, dim: usize) -> Result<()> {
+        db.execute_batch("BEGIN")?;
+        let r = (|| -> Result<()> {
+            let dv: i64 = db.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            let live: i64 = db.query_row(
+                "SELECT count(*) FROM items WHERE cl % 2 = 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut arena = Arena::with_capacity(dim, live.max(0) as usize);
+            let (mut max_seq, mut max_hlc) = (0i64, 0i64);
+            let mut stmt = db.prepare(schema::LOAD_ALL)?;
+            let mut rows = stmt.query([])?;
+            let mut v = Vec::with_capacity(dim);
+            while let Some(row) = rows.next()? {
+                let rowid: i64 = row.get(0)?;
+                let cl: i64 = row.get(3)?;
+                max_seq = max_seq.max(row.get(4)?);
+                max_hlc = max_hlc.max(row.get(5)?);
+                if cl % 2 == 1 {
+                    let id = row.get_ref(1)?.as_str()?;
+                    let blob = row.get_ref(2)?.as_blob_or_null()?.ok_or_else(|| {
+                        Error::Corrupt(format!("live item {id:?} has no vector"))
+                    })?;
+                    codec::decode_into(blob, dim, &mut v).map_err(|e| {
+                        Error::Corrupt(format!("item {id:?}: {e}"))
+                    })?;
+                    arena.upsert(rowid, id, &v);
+                }
+            }
+            st.arena = arena;
+            st.last_seq = max_seq;
+            st.last_hlc = max_hlc;
+            st.data_version = dv;
+            Ok(())
+        })();
+        db.execute_batch("COMMIT")?;
+        r
+    }
+
+    // ------------------------------------------------------------------ locking / catch-up
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn lock_conn(&self) -> MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies other connections' commits to the arena if `PRAGMA data_version` moved.
+    fn catch_up(db: &Connection, st: &mut State, dim: usize) -> Result<()> {
+        let dv: i64 = db
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if dv == st.data_version {
+            return Ok(());
+        }
+        let mut stmt = db.prepare_cached(schema::CHANGES_SINCE)?;
+        let mut rows = stmt.query([st.last_seq])?;
+        let mut v = Vec::with_capacity(dim);
+        while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(0)?;
+            let cl: i64 = row.get(3)?;
+            st.last_seq = st.last_seq.max(row.get(4)?);
+            st.last_hlc = st.last_hlc.max(row.get(5)?);
+            if cl % 2 == 1 {
+                let id = row.get_ref(1)?.as_str()?;
+                let blob = row
+                    .get_ref(2)?
+                    .as_blob_or_null()?
+                    .ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?;
+                codec::decode_into(blob, dim, &mut v)
+                    .map_err(|e| Error::Corrupt(format!("item {id:?}: {e}")))?;
+                st.arena.upsert(rowid, id, &v);
+            } else {
+                st.arena.remove(rowid);
+            }
+        }
+        st.data_version = dv;
+        Ok(())
+    }
+
+    /// Catches up with other connections' commits now (searches and writes do this on their
+    /// own; call it to make [`Shard::len`] current).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] or [`Error::Corrupt`] from reading the changes.
+    pub fn refresh(&self) -> Result<()> {
+        let mut st = self.write_state();
+        let c = self.lock_conn();
+        Self::catch_up(&c.db, &mut st, self.profile.dimension)
+    }
+
+    /// Runs `f` in one write transaction; applies its arena operations after the commit.
+    fn write<R>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<R>) -> Result<R> {
+        let mut st = self.write_state();
+        let mut c = self.lock_conn();
+        let Conn { db, rng } = &mut *c;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::catch_up(&tx, &mut st, self.profile.dimension)?;
+        let mut w = Writer {
+            tx: &tx,
+            shard: self,
+            seq: st.last_seq,
+            hlc: st.last_hlc,
+            rng,
+            ops: Vec::new(),
+        };
+        let r = f(&mut w)?;
+        let Writer { seq, hlc, ops, .. } = w;
+        tx.commit()?;
+        st.last_seq = seq;
+        st.last_hlc = hlc;
+        let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count();
+        st.arena.reserve_rows(puts);
+        for op in ops {
+            match op {
+                Op::Put { rowid, id, vector } => st.arena.upsert(rowid, &id, &vector),
+                Op::Remove { rowid } => st.arena.remove(rowid),
+            }
+        }
+        Ok(r)
+    }
+
+    fn check_vector(&self, v: &[f32]) -> Result<()> {
+        codec::validate(v, Some(self.profile.dimension))?;
+        if self.profile.metric == Metric::Cosine && distance::norm(v) == 0.0 {
+            return Err(Error::ZeroVector);
+        }
+        Ok(())
+    }
+
+    fn check_item(&self, item: &NewItem) -> Result<()> {
+        if let Some(id) = &item.id {
+            validate_id(id)?;
+        }
+        self.check_vector(&item.vector)?;
+        metadata_json(item.metadata.as_ref())?;
+        if let Some(t) = &item.text {
+            if t.len() > MAX_TEXT_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "text of {} bytes, the limit is {MAX_TEXT_BYTES}",
+                    t.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /// Inserts one item in its own transaction and returns its id.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateId`] if the id is live (a deleted id may be reused),
+    /// [`Error::DimensionMismatch`], [`Error::EmptyVector`], [`Error::NonFinite`],
+    /// [`Error::ZeroVector`] (cosine shards), [`Error::InvalidId`], [`Error::InvalidMetadata`],
+    /// [`Error::InvalidArgument`] (text too long); nothing is written on error.
+    pub fn insert(&self, item: NewItem) -> Result<String> {
+        self.check_item(&item)?;
+        self.write(|w| w.put(item, false))
+    }
+
+    /// Inserts or replaces one item and returns its id.
+    ///
+    /// # Errors
+    /// As [`Shard::insert`], except that a live id is replaced instead of refused.
+    pub fn upsert(&self, item: NewItem) -> Result<String> {
+        self.check_item(&item)?;
+        self.write(|w| w.put(item, true))
+    }
+
+    /// Inserts all `items` in one transaction: all or nothing. Returns their ids in order.
+    ///
+    /// # Errors
+    /// As [`Shard::insert`] for any item (the error names the item's index); a duplicate id
+    /// within the batch or against a live item is [`Error::DuplicateId`]. On any error nothing
+    /// of the batch is written.
+    pub fn insert_batch(&self, items: Vec<NewItem>) -> Result<Vec<String>> {
+        for item in &items {
+            self.check_item(item)?;
+        }
+        self.write(|w| items.into_iter().map(|it| w.put(it, false)).collect())
+    }
+
+    /// Inserts or replaces all `items` in one transaction: all or nothing.
+    ///
+    /// # Errors
+    /// As [`Shard::insert_batch`], but live ids are replaced; an id repeated within the batch
+    /// keeps its last value.
+    pub fn upsert_batch(&self, items: Vec<NewItem>) -> Result<Vec<String>> {
+        for item in &items {
+            self.check_item(item)?;
+        }
+        self.write(|w| items.into_iter().map(|it| w.put(it, true)).collect())
+    }
+
+    /// Changes the vector, metadata and/or text of a live item.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or deleted id; [`Error::InvalidArgument`] when the
+    /// update changes nothing; vector and metadata errors as [`Shard::insert`].
+    pub fn update(&self, id: &str, update: Update) -> Result<()> {
+        if update.vector.is_none() && update.metadata.is_none() && update.text.is_none() {
+            return Err(Error::InvalidArgument(
+                "update needs a vector, metadata or text".into(),
+            ));
+        }
+        if let Some(v) = &update.vector {
+            self.check_vector(v)?;
+        }
+        let meta = metadata_json(update.metadata.as_ref())?;
+        if let Some(t) = &update.text {
+            if t.len() > MAX_TEXT_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "text of {} bytes, the limit is {MAX_TEXT_BYTES}",
+                    t.len()
+                )));
+            }
+        }
+        self.write(|w| w.update(id, update, meta))
+    }
+
+    /// Deletes a live item, leaving a tombstone (causal length made even) for sync.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or already deleted id.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.write(|w| w.delete(id))
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /// Fetches a live item by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or deleted id; [`Error::Corrupt`] for a stored vector
+    /// of the wrong length.
+    pub fn get(&self, id: &str) -> Result<Item> {
+        let c = self.lock_conn();
+        let row = c
+            .db
+            .prepare_cached(schema::GET_ITEM)?
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()?;
+        let (blob, meta, text) = row.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let blob = blob.ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?;
+        let vector = codec::decode(&blob, self.profile.dimension)
+            .map_err(|e| Error::Corrupt(format!("item {id:?}: {e}")))?;
+        Ok(Item {
+            id: id.to_string(),
+            vector,
+            metadata: parse_metadata(meta)?,
+            text,
+        })
+    }
+
+    /// Number of live items (as of the last catch-up; see [`Shard::refresh`]).
+    pub fn len(&self) -> usize {
+        self.read_state().arena.len()
+    }
+
+    /// `true` when the shard holds no live item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shard's profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The shard file's path (`None` for in-memory shards).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The exact top-k items nearest to `query`, best first (ties broken by id, ascending).
+    ///
+    /// Scores are the metric's (see [`Metric`]): cosine similarity, dot product, or L2
+    /// distance. With a filter, the result is the true top k among the items that match it.
+    /// The scan reads the in-memory arena with the SIMD kernels chosen at start-up; only the k
+    /// hits' metadata and text are read from SQLite.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`], [`Error::EmptyVector`], [`Error::NonFinite`],
+    /// [`Error::ZeroVector`] (cosine) for a bad query; [`Error::InvalidArgument`] for `k` outside
+    /// 1 ..= [`MAX_K`], `min_score` with L2, `max_distance` with cosine/dot, or a non-finite
+    /// threshold.
+    pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        let metric = params.metric.unwrap_or(self.profile.metric);
+        self.check_search(query, params, metric)?;
+        let q_norm = distance::norm(query);
+        let q_inv = if q_norm > 0.0 { 1.0 / q_norm } else { 0.0 };
+        for _attempt in 0..8 {
+            let st = self.read_state();
+            let (filtered, stale) = {
+                let c = self.lock_conn();
+                let dv: i64 = c
+                    .db
+                    .prepare_cached("PRAGMA data_version")?
+                    .query_row([], |r| r.get(0))?;
+                if dv != st.data_version {
+                    (None, true)
+                } else {
+                    let slots = match &params.filter {
+                        Some(f) if !f.is_empty() => Some(self.filter_slots(&c.db, &st.arena, f)?),
+                        _ => None,
+                    };
+                    (slots, false)
+                }
+            };
+            if stale {
+                drop(st);
+                self.refresh()?;
+                continue;
+            }
+            let cands = st.arena.scan(
+                self.kernels,
+                metric,
+                query,
+                q_inv,
+                params.k,
+                filtered.as_deref(),
+            );
+            let c = self.lock_conn();
+            let mut stmt = c.db.prepare_cached(schema::GET_HIT)?;
+            let mut hits = Vec::with_capacity(cands.len());
+            let mut vanished = false;
+            for cand in cands {
+                let score = match metric {
+                    Metric::L2 => (-cand.score).max(0.0).sqrt(),
+                    _ => cand.score,
+                };
+                if params.min_score.is_some_and(|m| score < m)
+                    || params.max_distance.is_some_and(|m| score > m)
+                {
+                    break;
+                }
+                let row = stmt
+                    .query_row([st.arena.rowid(cand.slot)], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    })
+                    .optional()?;
+                match row {
+                    Some((id, meta, text)) => hits.push(Hit {
+                        id,
+                        score,
+                        metadata: parse_metadata(meta)?,
+                        text,
+                    }),
+                    None => {
+                        // Deleted by another process between our check and this read.
+                        vanished = true;
+                        break;
+                    }
+                }
+            }
+            if !vanished {
+                return Ok(hits);
+            }
+        }
+        Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("search kept racing with concurrent deletes from another process".into()),
+        )))
+    }
+
+    fn check_search(&self, query: &[f32], params: &SearchParams, metric: Metric) -> Result<()> {
+        codec::validate(query, Some(self.profile.dimension))?;
+        if metric == Metric::Cosine && distance::norm(query) == 0.0 {
+            return Err(Error::ZeroVector);
+        }
+        if params.k == 0 || params.k > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "k must be 1..={MAX_K}, got {}",
+                params.k
+            )));
+        }
+        if let Some(m) = params.min_score {
+            if !m.is_finite() {
+                return Err(Error::InvalidArgument("min_score must be finite".into()));
+            }
+            if metric == Metric::L2 {
+                return Err(Error::InvalidArgument(
+                    "min_score applies to cosine and dot; use max_distance with l2".into(),
+                ));
+            }
+        }
+        if let Some(m) = params.max_distance {
+            if !m.is_finite() || m < 0.0 {
+                return Err(Error::InvalidArgument(
+                    "max_distance must be finite and ≥ 0".into(),
+                ));
+            }
+            if metric != Metric::L2 {
+                return Err(Error::InvalidArgument(
+                    "max_distance applies to l2; use min_score with cosine or dot".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Slots (ascending) of the live items matching `filter`.
+    fn filter_slots(&self, db: &Connection, arena: &Arena, filter: &Filter) -> Result<Vec<u32>> {
+        let (expr, values) = filter.to_sql("metadata");
+        let sql = format!("SELECT rowid FROM items WHERE cl % 2 = 1 AND ({expr})");
+        let mut stmt = db.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+        let mut slots = Vec::new();
+        while let Some(r) = rows.next()? {
+            if let Some(s) = arena.slot(r.get(0)?) {
+                slots.push(s);
+            }
+        }
+        slots.sort_unstable();
+        Ok(slots)
+    }
+
+    /// Changes with a local version above `since`, oldest first, at most `limit` of them: the
+    /// sync "changes since version V" query (served by the `items_seq` index).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`].
+    pub fn changes_since(&self, since: i64, limit: usize) -> Result<Vec<Change>> {
+        let c = self.lock_conn();
+        let mut stmt = c.db.prepare_cached(
+            "SELECT id, seq, hlc, site_id, cl FROM items WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![since, limit as i64], |r| {
+            Ok(Change {
+                id: r.get(0)?,
+                seq: r.get(1)?,
+                hlc: r.get(2)?,
+                site_id: hex(&r.get::<_, Vec<u8>>(3)?),
+                causal_length: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Runs a read-only SQL statement on the shard's connection, where the functions of
+    /// [`crate::sqlfn`] (`vec_distance_cosine`, `vec_distance_l2`, `vec_dot`, `vec_norm`) are
+    /// registered, and returns all rows. Writes are refused: they would bypass the arena.
+    ///
+    /// ```
+    /// use sqlite_vector::{Metric, NewItem, Profile, Shard};
+    /// use rusqlite::types::Value;
+    /// let shard = Shard::in_memory(&Profile::new(2, Metric::L2))?;
+    /// shard.insert(NewItem::new(vec![3.0, 4.0]).with_id("p"))?;
+    /// let rows = shard.query_sql("SELECT id, vec_norm(vector) FROM items", &[])?;
+    /// assert_eq!(rows[0][1], Value::Real(5.0));
+    /// # Ok::<(), sqlite_vector::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a statement that writes; [`Error::Sqlite`] for SQL errors
+    /// (including the functions' errors, e.g. vectors of different lengths).
+    pub fn query_sql(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        let c = self.lock_conn();
+        let mut stmt = c.db.prepare(sql)?;
+        if !stmt.readonly() {
+            return Err(Error::InvalidArgument(
+                "query_sql runs read-only statements; write through the Shard API".into(),
+            ));
+        }
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((0..n).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?);
+        }
+        Ok(out)
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector's length.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] describing the first problem found.
+    pub fn check_integrity(&self) -> Result<()> {
+        let c = self.lock_conn();
+        let res: String = c.db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if res != "ok" {
+            return Err(Error::Corrupt(res));
+        }
+        let bad: Option<String> = c
+            .db
+            .query_row(
+                "SELECT id FROM items WHERE cl % 2 = 1 AND \
+                 (vector IS NULL OR length(vector) != ?1) LIMIT 1",
+                [self.profile.dimension as i64 * 4],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = bad {
+            return Err(Error::Corrupt(format!(
+                "item {id:?} has a vector blob of the wrong length"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts and sizes of the shard.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] / [`Error::Io`] reading sizes.
+    pub fn stats(&self) -> Result<Stats> {
+        self.refresh()?;
+        let st = self.read_state();
+        let c = self.lock_conn();
+        let tombstones: i64 = c.db.query_row(
+            "SELECT count(*) FROM items WHERE cl % 2 = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        let bytes_on_disk = match &self.path {
+            Some(p) => {
+                let main = std::fs::metadata(p)?.len();
+                let mut wal = p.as_os_str().to_owned();
+                wal.push("-wal");
+                main + std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len())
+            }
+            None => c.db.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64,
+        };
+        Ok(Stats {
+            count: st.arena.len(),
+            tombstones: tombstones as usize,
+            dimension: self.profile.dimension,
+            metric: self.profile.metric,
+            durability: self.profile.durability,
+            embedding_model: self.profile.embedding_model.clone(),
+            bytes_on_disk,
+            bytes_in_memory: st.arena.bytes_in_memory(),
+            raw_vector_bytes: st.arena.raw_vector_bytes(),
+            format_version: self.format_version,
+            search_method: format!("exact ({})", self.kernels.isa.name()),
+            site_id: hex(&self.site_id),
+            version: st.last_seq,
+        })
+    }
+}
+
+/// One write transaction in progress.
+struct Writer<'a> {
+    tx: &'a Transaction<'a>,
+    shard: &'a Shard,
+    seq: i64,
+    hlc: i64,
+    rng: &'a mut u64,
+    ops: Vec<Op>,
+}
+
+impl Writer<'_> {
+    fn stamp(&mut self) -> (i64, i64) {
+        self.seq += 1;
+        self.hlc = now_hlc(self.hlc);
+        (self.seq, self.hlc)
+    }
+
+    fn generate_id(&mut self) -> String {
+        // xorshift64*: ids only need to be unique, and collisions are retried by the caller.
+        let mut x = *self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        *self.rng = x;
+        format!("{:016x}", x.wrapping_mul(0x2545_F491_4F6C_DD1D))
+    }
+
+    fn put(&mut self, item: NewItem, replace: bool) -> Result<String> {
+        let generated = item.id.is_none();
+        let mut id = match item.id {
+            Some(id) => id,
+            None => self.generate_id(),
+        };
+        let blob = codec::encode(&item.vector);
+        let meta = metadata_json(item.metadata.as_ref())?;
+        let (seq, hlc) = self.stamp();
+        let site = &self.shard.site_id[..];
+        let rowid = loop {
+            let r = self.tx.prepare_cached(schema::INSERT_ITEM)?.execute(params![
+                id, blob, meta, item.text, hlc, site, seq
+            ]);
+            match r {
+                Ok(_) => break self.tx.last_insert_rowid(),
+                Err(e) if is_unique_violation(&e) => {
+                    let (rowid, cl): (i64, i64) = self
+                        .tx
+                        .prepare_cached(schema::FIND_BY_ID)?
+                        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let alive = cl % 2 == 1;
+                    if alive && generated {
+                        id = self.generate_id();
+                        continue;
+                    }
+                    if alive && !replace {
+                        return Err(Error::DuplicateId(id));
+                    }
+                    let new_cl = if alive { cl } else { cl + 1 };
+                    self.tx.prepare_cached(schema::OVERWRITE_ITEM)?.execute(params![
+                        rowid, new_cl, blob, meta, item.text, hlc, site, seq
+                    ])?;
+                    break rowid;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.ops.push(Op::Put {
+            rowid,
+            id: id.clone(),
+            vector: item.vector,
+        });
+        Ok(id)
+    }
+
+    fn update(&mut self, id: &str, update: Update, meta: Option<String>) -> Result<()> {
+        let row = self
+            .tx
+            .prepare_cached(
+                "SELECT rowid, cl, vector, json(metadata), text FROM items WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((rowid, cl, old_blob, old_meta, old_text)) = row.filter(|r| r.1 % 2 == 1)
+        else {
+            return Err(Error::NotFound(id.to_string()));
+        };
+        let dim = self.shard.profile.dimension;
+        let vector = match update.vector {
+            Some(v) => v,
+            None => codec::decode(
+                &old_blob.ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?,
+                dim,
+            )
+            .map_err(|e| Error::Corrupt(format!("item {id:?}: {e}")))?,
+        };
+        let meta = if update.metadata.is_some() { meta } else { old_meta };
+        let text = update.text.or(old_text);
+        let (seq, hlc) = self.stamp();
+        self.tx.prepare_cached(schema::OVERWRITE_ITEM)?.execute(params![
+            rowid,
+            cl,
+            codec::encode(&vector),
+            meta,
+            text,
+            hlc,
+            &self.shard.site_id[..],
+            seq
+        ])?;
+        self.ops.push(Op::Put {
+            rowid,
+            id: id.to_string(),
+            vector,
+        });
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &str) -> Result<()> {
+        let row: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached(schema::FIND_BY_ID)?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((rowid, cl)) = row.filter(|r| r.1 % 2 == 1) else {
+            return Err(Error::NotFound(id.to_string()));
+        };
+        let (seq, hlc) = self.stamp();
+        self.tx.prepare_cached(schema::TOMBSTONE_ITEM)?.execute(params![
+            rowid,
+            cl + 1,
+            hlc,
+            &self.shard.site_id[..],
+            seq
+        ])?;
+        self.ops.push(Op::Remove { rowid });
+        Ok(())
+    }
+}

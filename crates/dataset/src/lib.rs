@@ -1,0 +1,299 @@
+//! Readers for embedding datasets in the layout of `shared/data/FORMAT.md`, and the recall@k
+//! measure with its tie rule. Used by the CLI's `bench` and `demo`, the integration tests and the
+//! criterion benchmarks, so every number comes from one implementation.
+//!
+//! A dataset directory holds NumPy `.npy` arrays (little-endian, C order): `base.npy` f32
+//! `[n, dim]`, `queries.npy` / `queries_short.npy` f32 `[q, dim]`, and exact ground truth
+//! `gt_{cos,l2}_{ids,dist}.npy` (`gt_short_…` for the short queries), i32 / f32 `[q, ≥ k]`,
+//! nearest first. Cosine ground-truth distances are `1 − cos`; L2 ones are *squared* L2.
+
+#![warn(missing_docs)]
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Errors reading a dataset.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not the array it should be (dtype, rank, order).
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A row-major 2-D array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix<T> {
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+    /// `rows × cols` values, row-major.
+    pub data: Vec<T>,
+}
+
+impl<T> Matrix<T> {
+    /// Row `i` (`cols` values). Panics if `i >= rows`.
+    pub fn row(&self, i: usize) -> &[T] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+fn read_matrix<T: npyz::Deserialize, R: Read>(
+    reader: R,
+    path: &str,
+) -> Result<Matrix<T>, DatasetError> {
+    let fmt = |reason: String| DatasetError::Format {
+        path: path.to_string(),
+        reason,
+    };
+    let io = |source| DatasetError::Io {
+        path: path.to_string(),
+        source,
+    };
+    let npy = npyz::NpyFile::new(reader).map_err(io)?;
+    if npy.order() != npyz::Order::C {
+        return Err(fmt("array is not in C order".into()));
+    }
+    let shape = npy.shape().to_vec();
+    let (rows, cols) = match shape.as_slice() {
+        [r, c] => (*r as usize, *c as usize),
+        [r] => (*r as usize, 1),
+        other => return Err(fmt(format!("expected a 2-D array, got shape {other:?}"))),
+    };
+    let data: Vec<T> = npy
+        .into_vec()
+        .map_err(|e| fmt(format!("unexpected dtype or data: {e}")))?;
+    if data.len() != rows * cols {
+        return Err(fmt(format!(
+            "{} values for shape [{rows}, {cols}]",
+            data.len()
+        )));
+    }
+    Ok(Matrix { rows, cols, data })
+}
+
+/// Reads a 2-D `.npy` file of f32.
+///
+/// # Errors
+/// [`DatasetError::Io`], or [`DatasetError::Format`] for another dtype, rank or order.
+pub fn read_f32(path: impl AsRef<Path>) -> Result<Matrix<f32>, DatasetError> {
+    let p = path.as_ref();
+    let name = p.display().to_string();
+    let f = File::open(p).map_err(|source| DatasetError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    read_matrix(BufReader::new(f), &name)
+}
+
+/// Reads a 2-D `.npy` array of f32 from bytes (e.g. `include_bytes!`).
+///
+/// # Errors
+/// [`DatasetError::Format`] as [`read_f32`].
+pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Matrix<f32>, DatasetError> {
+    read_matrix(bytes, name)
+}
+
+/// Reads a 2-D `.npy` file of i32 (ground-truth ids).
+///
+/// # Errors
+/// As [`read_f32`].
+pub fn read_i32(path: impl AsRef<Path>) -> Result<Matrix<i32>, DatasetError> {
+    let p = path.as_ref();
+    let name = p.display().to_string();
+    let f = File::open(p).map_err(|source| DatasetError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    read_matrix(BufReader::new(f), &name)
+}
+
+/// Reads a 2-D `.npy` array of i32 from bytes.
+///
+/// # Errors
+/// As [`read_f32_bytes`].
+pub fn read_i32_bytes(bytes: &[u8], name: &str) -> Result<Matrix<i32>, DatasetError> {
+    read_matrix(bytes, name)
+}
+
+/// Which metric's ground truth to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GtMetric {
+    /// Cosine: distances are `1 − cos`.
+    Cos,
+    /// L2: distances are squared L2.
+    L2,
+}
+
+/// Which query set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuerySet {
+    /// `queries.npy` (full text) with `gt_{metric}_*`.
+    Full,
+    /// `queries_short.npy` (synopsis) with `gt_short_{metric}_*`.
+    Short,
+}
+
+/// A dataset loaded for one metric and query set.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Base vectors `[n, dim]`.
+    pub base: Matrix<f32>,
+    /// Query vectors `[q, dim]`.
+    pub queries: Matrix<f32>,
+    /// Exact neighbour rows `[q, ≥ k]`, nearest first.
+    pub gt_ids: Matrix<i32>,
+    /// Their distances (`1 − cos`, or squared L2).
+    pub gt_dist: Matrix<f32>,
+}
+
+impl Dataset {
+    /// Loads `base.npy`, the query set and its ground truth for `metric` from `dir`.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for a missing or malformed file, or mismatched shapes.
+    pub fn load(dir: &Path, metric: GtMetric, queries: QuerySet) -> Result<Dataset, DatasetError> {
+        let (qfile, prefix) = match queries {
+            QuerySet::Full => ("queries.npy", "gt_"),
+            QuerySet::Short => ("queries_short.npy", "gt_short_"),
+        };
+        let m = match metric {
+            GtMetric::Cos => "cos",
+            GtMetric::L2 => "l2",
+        };
+        let ds = Dataset {
+            base: read_f32(dir.join("base.npy"))?,
+            queries: read_f32(dir.join(qfile))?,
+            gt_ids: read_i32(dir.join(format!("{prefix}{m}_ids.npy")))?,
+            gt_dist: read_f32(dir.join(format!("{prefix}{m}_dist.npy")))?,
+        };
+        let bad = |reason: String| DatasetError::Format {
+            path: dir.display().to_string(),
+            reason,
+        };
+        if ds.base.cols != ds.queries.cols {
+            return Err(bad(format!(
+                "base has dimension {}, queries {}",
+                ds.base.cols, ds.queries.cols
+            )));
+        }
+        if ds.gt_ids.rows != ds.queries.rows || ds.gt_dist.rows != ds.queries.rows {
+            return Err(bad("ground truth rows differ from the number of queries".into()));
+        }
+        Ok(ds)
+    }
+}
+
+/// recall@k of one query: the share of the true top-k rows found among `got` (row ids, best
+/// first, distances in the ground truth's unit). A returned row outside the true top k still
+/// counts when its distance equals the true k-th distance within `1e-6` (a tie at the k-th
+/// place, as FORMAT.md prescribes).
+///
+/// `got_ids.len()` may be below `k` (missing results count as misses). Panics if
+/// `got_dist.len() != got_ids.len()` or the ground-truth rows are shorter than `k`.
+pub fn recall_at_k(
+    got_ids: &[usize],
+    got_dist: &[f32],
+    gt_ids: &[i32],
+    gt_dist: &[f32],
+    k: usize,
+) -> f64 {
+    assert_eq!(got_ids.len(), got_dist.len());
+    assert!(gt_ids.len() >= k && gt_dist.len() >= k);
+    let truth = &gt_ids[..k];
+    let kth = gt_dist[k - 1];
+    let hits = got_ids
+        .iter()
+        .zip(got_dist)
+        .take(k)
+        .filter(|(id, d)| truth.contains(&(**id as i32)) || (**d - kth).abs() <= 1e-6)
+        .count();
+    hits as f64 / k as f64
+}
+
+/// The `p`-th percentile (0–100, nearest rank) of `values` (sorted in place).
+/// Returns NaN for an empty slice.
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// The shared dataset directory `../shared/data/<name>` relative to the workspace root (or
+/// `$SQLITE_VECTOR_DATA/<name>` when that variable is set), if it exists.
+pub fn shared_dataset(name: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os("SQLITE_VECTOR_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    };
+    let dir = root.join(name);
+    dir.join("base.npy").is_file().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_counts_ties() {
+        let gt_ids = [5, 7, 9];
+        let gt_dist = [0.1, 0.2, 0.3];
+        assert_eq!(recall_at_k(&[5, 7, 9], &[0.1, 0.2, 0.3], &gt_ids, &gt_dist, 3), 1.0);
+        // Row 11 ties with the 3rd true neighbour: still a hit.
+        assert_eq!(recall_at_k(&[5, 7, 11], &[0.1, 0.2, 0.3], &gt_ids, &gt_dist, 3), 1.0);
+        // Row 11 is farther: a miss.
+        let r = recall_at_k(&[5, 7, 11], &[0.1, 0.2, 0.31], &gt_ids, &gt_dist, 3);
+        assert!((r - 2.0 / 3.0).abs() < 1e-12);
+        // Missing results are misses.
+        assert!((recall_at_k(&[5], &[0.1], &gt_ids, &gt_dist, 3) - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn percentiles() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), 50.0);
+        assert_eq!(percentile(&mut v, 99.0), 99.0);
+        assert_eq!(percentile(&mut v, 100.0), 100.0);
+        assert!(percentile(&mut [], 50.0).is_nan());
+    }
+
+    #[test]
+    fn reads_npy_bytes_and_refuses_garbage() {
+        // A hand-made v1.0 .npy header for float32 [2, 2].
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = 64 - (10 + header.len() + 1) % 64;
+        let hlen = header.len() + pad + 1;
+        bytes.extend_from_slice(&(hlen as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend(std::iter::repeat_n(b' ', pad));
+        bytes.push(b'\n');
+        for x in [1.0f32, 2.0, 3.0, 4.0] {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        let m = read_f32_bytes(&bytes, "t").unwrap();
+        assert_eq!((m.rows, m.cols), (2, 2));
+        assert_eq!(m.row(1), &[3.0, 4.0]);
+        assert!(read_i32_bytes(&bytes, "t").is_err(), "dtype must be checked");
+        assert!(read_f32_bytes(b"not an npy file", "t").is_err());
+        assert!(read_f32_bytes(&bytes[..bytes.len() - 3], "t").is_err(), "truncated data");
+    }
+}
