@@ -54,7 +54,7 @@ pub struct BenchArgs {
     /// Index to search with.
     #[arg(long, value_enum, default_value = "exact")]
     index: Index,
-    /// Durability of the bench shard.
+    /// Durability of the bench shard (`memory`: an in-memory shard; no reopen measurement).
     #[arg(long, default_value = "normal")]
     durability: Durability,
     /// Items per insert_batch transaction while building.
@@ -124,8 +124,17 @@ fn parse_synth(s: &str) -> CliResult<(usize, usize)> {
     Ok((n, d))
 }
 
-fn build(path: &Path, profile: &Profile, base: &Matrix<f32>, batch: usize) -> CliResult<(Shard, f64)> {
-    let shard = Shard::create(path, profile)?;
+fn build(
+    path: &Path,
+    profile: &Profile,
+    base: &Matrix<f32>,
+    batch: usize,
+) -> CliResult<(Shard, f64)> {
+    let shard = if profile.durability == Durability::Memory {
+        Shard::in_memory(profile)?
+    } else {
+        Shard::create(path, profile)?
+    };
     let t = Instant::now();
     let mut row = 0;
     while row < base.rows {
@@ -199,7 +208,10 @@ pub fn run(args: BenchArgs) -> CliResult {
         let hits = shard.search(q, &params)?;
         lat.push(t.elapsed().as_secs_f64() * 1e6);
         if let Some((gt_ids, gt_dist)) = &truth {
-            let ids: Vec<usize> = hits.iter().map(|h| h.id.parse().unwrap_or(usize::MAX)).collect();
+            let ids: Vec<usize> = hits
+                .iter()
+                .map(|h| h.id.parse().unwrap_or(usize::MAX))
+                .collect();
             let dists: Vec<f32> = hits
                 .iter()
                 .map(|h| match metric {
@@ -221,10 +233,14 @@ pub fn run(args: BenchArgs) -> CliResult {
     drop(shard);
 
     // Reopen the shard and answer a first query (cold start of a process).
-    let t = Instant::now();
-    let reopened = Shard::open(&path)?;
-    reopened.search(queries.row(0), &params)?;
-    let open_first_query_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (reopened, open_first_query_ms) = if args.durability == Durability::Memory {
+        (Shard::in_memory(&profile)?, f64::NAN)
+    } else {
+        let t = Instant::now();
+        let reopened = Shard::open(&path)?;
+        reopened.search(queries.row(0), &params)?;
+        (reopened, t.elapsed().as_secs_f64() * 1e3)
+    };
 
     // Single inserts, each its own transaction.
     let mut single = Vec::with_capacity(args.single_inserts);
@@ -270,17 +286,49 @@ pub fn run(args: BenchArgs) -> CliResult {
     } else {
         println!("sqlite-vector bench: {name}, n = {}, dim = {dim}, {metric}, k = {}, index exact ({}), one thread", base.rows, args.k, stats.search_method);
         let rows: [(&str, String); 11] = [
-            ("recall@k", recall.map_or("n/a (synthetic)".into(), |r| format!("{r:.4}"))),
+            (
+                "recall@k",
+                recall.map_or("n/a (synthetic)".into(), |r| format!("{r:.4}")),
+            ),
             ("query p50", format!("{p50:.0} µs")),
             ("query p95", format!("{p95:.0} µs")),
             ("query p99", format!("{p99:.0} µs")),
             ("build", format!("{build_s:.2} s")),
-            ("insert rate", format!("{insert_vps:.0} vectors/s (batches of {}, durability {})", args.batch, args.durability)),
+            (
+                "insert rate",
+                format!(
+                    "{insert_vps:.0} vectors/s (batches of {}, durability {})",
+                    args.batch, args.durability
+                ),
+            ),
             ("open + 1st query", format!("{open_first_query_ms:.1} ms")),
-            ("single insert p50", if single.is_empty() { "skipped".into() } else { format!("{single_p50:.0} µs") }),
-            ("single insert p99", if single.is_empty() { "skipped".into() } else { format!("{single_p99:.0} µs") }),
-            ("arena memory", format!("{:.1} MB ({mem_ratio:.3}× raw vectors)", stats.bytes_in_memory as f64 / 1e6)),
-            ("on disk", format!("{:.1} MB", stats.bytes_on_disk as f64 / 1e6)),
+            (
+                "single insert p50",
+                if single.is_empty() {
+                    "skipped".into()
+                } else {
+                    format!("{single_p50:.0} µs")
+                },
+            ),
+            (
+                "single insert p99",
+                if single.is_empty() {
+                    "skipped".into()
+                } else {
+                    format!("{single_p99:.0} µs")
+                },
+            ),
+            (
+                "arena memory",
+                format!(
+                    "{:.1} MB ({mem_ratio:.3}× raw vectors)",
+                    stats.bytes_in_memory as f64 / 1e6
+                ),
+            ),
+            (
+                "on disk",
+                format!("{:.1} MB", stats.bytes_on_disk as f64 / 1e6),
+            ),
         ];
         for (k, v) in rows {
             println!("  {k:<18} {v}");

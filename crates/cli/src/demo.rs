@@ -108,7 +108,10 @@ pub fn run(keep: Option<PathBuf>) -> CliResult {
     let hits = shard.search(queries.row(q), &SearchParams::k(5))?;
     let us = t.elapsed().as_secs_f64() * 1e6;
     show(&hits);
-    println!("   ({us:.0} µs, exact search, {})", shard.stats()?.search_method);
+    println!(
+        "   ({us:.0} µs, exact search, {})",
+        shard.stats()?.search_method
+    );
 
     let q = 0;
     let qpkg = qtexts[q]["package"].as_str().unwrap_or("?");
@@ -165,7 +168,11 @@ pub fn run(keep: Option<PathBuf>) -> CliResult {
     );
     drop(shard);
     match keep {
-        Some(p) => println!("\nKept the shard at {}; try: sqlite-vector stats {}", p.display(), p.display()),
+        Some(p) => println!(
+            "\nKept the shard at {}; try: sqlite-vector stats {}",
+            p.display(),
+            p.display()
+        ),
         None => {
             for suffix in ["", "-wal", "-shm"] {
                 let mut p = tmp.as_os_str().to_owned();

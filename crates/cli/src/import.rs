@@ -46,7 +46,12 @@ pub struct ImportArgs {
     batch: usize,
 }
 
-fn item_from_line(args: &ImportArgs, line: &str, lineno: usize, need_vector: bool) -> CliResult<NewItem> {
+fn item_from_line(
+    args: &ImportArgs,
+    line: &str,
+    lineno: usize,
+    need_vector: bool,
+) -> CliResult<NewItem> {
     let at = |m: String| user(format!("line {lineno}: {m}"));
     let mut obj = match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(o)) => o,
@@ -65,8 +70,12 @@ fn item_from_line(args: &ImportArgs, line: &str, lineno: usize, need_vector: boo
         Some(_) => return Err(at(format!("{} must be a string", args.text_field))),
     };
     let vector = match obj.remove(&args.vector_field) {
-        Some(v) => serde_json::from_value::<Vec<f32>>(v)
-            .map_err(|e| at(format!("{} must be an array of numbers: {e}", args.vector_field)))?,
+        Some(v) => serde_json::from_value::<Vec<f32>>(v).map_err(|e| {
+            at(format!(
+                "{} must be an array of numbers: {e}",
+                args.vector_field
+            ))
+        })?,
         None if need_vector => return Err(at(format!("no {} field", args.vector_field))),
         None => Vec::new(),
     };

@@ -204,7 +204,11 @@ fn run(cli: Cli) -> CliResult {
                     }
                     m.row(r).to_vec()
                 }
-                _ => return Err(user("give the query with --vector JSON or --npy FILE --row N")),
+                _ => {
+                    return Err(user(
+                        "give the query with --vector JSON or --npy FILE --row N",
+                    ))
+                }
             };
             let shard = Shard::open(&path)?;
             let params = SearchParams {
@@ -218,10 +222,17 @@ fn run(cli: Cli) -> CliResult {
             let hits = shard.search(&query, &params)?;
             let us = t.elapsed().as_secs_f64() * 1e6;
             if json {
-                println!("{}", serde_json::to_string_pretty(&hits).expect("hits serialise"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&hits).expect("hits serialise")
+                );
             } else {
                 let m = metric.unwrap_or(shard.profile().metric);
-                let label = if m.higher_is_better() { "score" } else { "distance" };
+                let label = if m.higher_is_better() {
+                    "score"
+                } else {
+                    "distance"
+                };
                 println!("{:>4}  {:>9}  id", "rank", label);
                 for (i, h) in hits.iter().enumerate() {
                     println!("{:>4}  {:>9.4}  {}", i + 1, h.score, h.id);
@@ -232,7 +243,10 @@ fn run(cli: Cli) -> CliResult {
         Command::Get { path, id } => {
             let shard = Shard::open(&path)?;
             let item = shard.get(&id)?;
-            println!("{}", serde_json::to_string_pretty(&item).expect("item serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&item).expect("item serialises")
+            );
         }
         Command::Delete { path, ids } => {
             let shard = Shard::open(&path)?;
@@ -248,7 +262,10 @@ fn run(cli: Cli) -> CliResult {
             }
             let s = shard.stats()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s).expect("stats serialise"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).expect("stats serialise")
+                );
             } else {
                 let v = serde_json::to_value(&s).expect("stats serialise");
                 for (k, v) in v.as_object().expect("object") {

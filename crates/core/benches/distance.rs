@@ -33,7 +33,10 @@ const F32: u64 = std::mem::size_of::<f32>() as u64;
 fn pairs(c: &mut Criterion) {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     for (name, pick) in [
-        ("dot", (|k| k.dot) as fn(&Kernels) -> fn(&[f32], &[f32]) -> f32),
+        (
+            "dot",
+            (|k| k.dot) as fn(&Kernels) -> fn(&[f32], &[f32]) -> f32,
+        ),
         ("l2sq", |k| k.l2sq),
     ] {
         let mut group = c.benchmark_group(name);

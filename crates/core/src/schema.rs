@@ -63,7 +63,8 @@ pub const LOAD_ALL: &str = "SELECT rowid, id, vector, cl, seq, hlc FROM items";
 
 /// Insert a brand-new row (`?1` id, `?2` vector, `?3` metadata JSON text, `?4` text, `?5` hlc,
 /// `?6` site id, `?7` seq). Causal length 1.
-pub const INSERT_ITEM: &str = "INSERT INTO items (id, vector, metadata, text, hlc, site_id, cl, seq) \
+pub const INSERT_ITEM: &str =
+    "INSERT INTO items (id, vector, metadata, text, hlc, site_id, cl, seq) \
      VALUES (?1, ?2, jsonb(?3), ?4, ?5, ?6, 1, ?7)";
 
 /// Look up a row by external id: rowid, causal length.
@@ -82,7 +83,8 @@ pub const GET_ITEM: &str = "SELECT rowid, vector, json(metadata), text FROM item
      WHERE id = ?1 AND cl % 2 = 1";
 
 /// Fetch the payload of a live row by rowid (for search hits).
-pub const GET_HIT: &str = "SELECT id, json(metadata), text FROM items WHERE rowid = ?1 AND cl % 2 = 1";
+pub const GET_HIT: &str =
+    "SELECT id, json(metadata), text FROM items WHERE rowid = ?1 AND cl % 2 = 1";
 
 /// Migrations: `MIGRATIONS[i]` upgrades format `i + 1` to `i + 2`. Empty while only format 1
 /// has been released.

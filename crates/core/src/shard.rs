@@ -27,7 +27,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -259,7 +261,10 @@ fn map_foreign(path: &Path, e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         match f.code {
             ErrorCode::NotADatabase => {
-                return Error::NotAShard(format!("{}: file is not a SQLite database", path.display()))
+                return Error::NotAShard(format!(
+                    "{}: file is not a SQLite database",
+                    path.display()
+                ))
             }
             ErrorCode::DatabaseCorrupt => {
                 return Error::Corrupt(format!(
@@ -339,6 +344,27 @@ fn parse_metadata(s: Option<String>) -> Result<Value> {
     }
 }
 
+/// Page size for a new shard: the smallest of 4, 8, 16 or 32 KiB that holds at least four
+/// rows of this dimension (a row is the vector BLOB plus about 80 bytes of id, sync columns and
+/// cell header). With 4 KiB pages a 384-d row (1,536 bytes) fits only twice, wasting a quarter
+/// of every page; 8 KiB holds five. Small dimensions keep 4 KiB pages so that the many small
+/// shards of an agent fleet stay small on disk.
+fn page_size_for(dim: usize) -> i64 {
+    let row = dim * 4 + 80;
+    [4096i64, 8192, 16384, 32768]
+        .into_iter()
+        .find(|&p| (p as usize - 100) / row >= 8)
+        .unwrap_or(65536)
+}
+
+/// Prefixes a corruption found in one item with its id.
+fn corrupt_item(id: &str, e: Error) -> Error {
+    match e {
+        Error::Corrupt(m) => Error::Corrupt(format!("item {id:?}: {m}")),
+        other => other,
+    }
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
@@ -402,6 +428,8 @@ impl Shard {
     }
 
     fn init(mut db: Connection, path: Option<PathBuf>, profile: &Profile) -> Result<Shard> {
+        // Must precede WAL mode and the first table. See `page_size_for`.
+        db.pragma_update(None, "page_size", page_size_for(profile.dimension))?;
         Self::configure(&db, profile.durability)?;
         let tx = db.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         let exists: bool = tx.query_row(
@@ -436,7 +464,10 @@ impl Shard {
             ("created_at", created.to_string()),
         ];
         for (k, v) in rows {
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
         }
         tx.commit()?;
         Self::finish_open(db, path, profile.clone(), schema::FORMAT_VERSION)
@@ -476,11 +507,10 @@ impl Shard {
         )
         .map_err(|e| map_foreign(path, e))?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
-        let (mut profile, version) =
-            Self::read_profile(&db).map_err(|e| match e {
-                Error::Sqlite(s) => map_foreign(path, s),
-                other => other,
-            })?;
+        let (mut profile, version) = Self::read_profile(&db).map_err(|e| match e {
+            Error::Sqlite(s) => map_foreign(path, s),
+            other => other,
+        })?;
         if let Some(d) = durability {
             profile.durability = d;
         }
@@ -651,11 +681,10 @@ impl Shard {
         db.execute_batch("BEGIN")?;
         let r = (|| -> Result<()> {
             let dv: i64 = db.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-            let live: i64 = db.query_row(
-                "SELECT count(*) FROM items WHERE cl % 2 = 1",
-                [],
-                |r| r.get(0),
-            )?;
+            let live: i64 =
+                db.query_row("SELECT count(*) FROM items WHERE cl % 2 = 1", [], |r| {
+                    r.get(0)
+                })?;
             let mut arena = Arena::with_capacity(dim, live.max(0) as usize);
             let (mut max_seq, mut max_hlc) = (0i64, 0i64);
             let mut stmt = db.prepare(schema::LOAD_ALL)?;
@@ -668,12 +697,11 @@ impl Shard {
                 max_hlc = max_hlc.max(row.get(5)?);
                 if cl % 2 == 1 {
                     let id = row.get_ref(1)?.as_str()?;
-                    let blob = row.get_ref(2)?.as_blob_or_null()?.ok_or_else(|| {
-                        Error::Corrupt(format!("live item {id:?} has no vector"))
-                    })?;
-                    codec::decode_into(blob, dim, &mut v).map_err(|e| {
-                        Error::Corrupt(format!("item {id:?}: {e}"))
-                    })?;
+                    let blob = row
+                        .get_ref(2)?
+                        .as_blob_or_null()?
+                        .ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?;
+                    codec::decode_into(blob, dim, &mut v).map_err(|e| corrupt_item(id, e))?;
                     arena.upsert(rowid, id, &v);
                 }
             }
@@ -721,8 +749,7 @@ impl Shard {
                     .get_ref(2)?
                     .as_blob_or_null()?
                     .ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?;
-                codec::decode_into(blob, dim, &mut v)
-                    .map_err(|e| Error::Corrupt(format!("item {id:?}: {e}")))?;
+                codec::decode_into(blob, dim, &mut v).map_err(|e| corrupt_item(id, e))?;
                 st.arena.upsert(rowid, id, &v);
             } else {
                 st.arena.remove(rowid);
@@ -741,6 +768,21 @@ impl Shard {
         let mut st = self.write_state();
         let c = self.lock_conn();
         Self::catch_up(&c.db, &mut st, self.profile.dimension)
+    }
+
+    /// Catches up only when `PRAGMA data_version` says another connection committed.
+    fn catch_up_if_stale(&self) -> Result<()> {
+        {
+            let st = self.read_state();
+            let c = self.lock_conn();
+            let dv: i64 =
+                c.db.prepare_cached("PRAGMA data_version")?
+                    .query_row([], |r| r.get(0))?;
+            if dv == st.data_version {
+                return Ok(());
+            }
+        }
+        self.refresh()
     }
 
     /// Runs `f` in one write transaction; applies its arena operations after the commit.
@@ -890,21 +932,20 @@ impl Shard {
     /// of the wrong length.
     pub fn get(&self, id: &str) -> Result<Item> {
         let c = self.lock_conn();
-        let row = c
-            .db
-            .prepare_cached(schema::GET_ITEM)?
-            .query_row([id], |r| {
-                Ok((
-                    r.get::<_, Option<Vec<u8>>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })
-            .optional()?;
+        let row =
+            c.db.prepare_cached(schema::GET_ITEM)?
+                .query_row([id], |r| {
+                    Ok((
+                        r.get::<_, Option<Vec<u8>>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .optional()?;
         let (blob, meta, text) = row.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let blob = blob.ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?;
-        let vector = codec::decode(&blob, self.profile.dimension)
-            .map_err(|e| Error::Corrupt(format!("item {id:?}: {e}")))?;
+        let vector =
+            codec::decode(&blob, self.profile.dimension).map_err(|e| corrupt_item(id, e))?;
         Ok(Item {
             id: id.to_string(),
             vector,
@@ -951,28 +992,15 @@ impl Shard {
         let q_norm = distance::norm(query);
         let q_inv = if q_norm > 0.0 { 1.0 / q_norm } else { 0.0 };
         for _attempt in 0..8 {
+            self.catch_up_if_stale()?;
             let st = self.read_state();
-            let (filtered, stale) = {
-                let c = self.lock_conn();
-                let dv: i64 = c
-                    .db
-                    .prepare_cached("PRAGMA data_version")?
-                    .query_row([], |r| r.get(0))?;
-                if dv != st.data_version {
-                    (None, true)
-                } else {
-                    let slots = match &params.filter {
-                        Some(f) if !f.is_empty() => Some(self.filter_slots(&c.db, &st.arena, f)?),
-                        _ => None,
-                    };
-                    (slots, false)
+            let filtered = match &params.filter {
+                Some(f) if !f.is_empty() => {
+                    let c = self.lock_conn();
+                    Some(self.filter_slots(&c.db, &st.arena, f)?)
                 }
+                _ => None,
             };
-            if stale {
-                drop(st);
-                self.refresh()?;
-                continue;
-            }
             let cands = st.arena.scan(
                 self.kernels,
                 metric,
@@ -1146,9 +1174,8 @@ impl Shard {
         if res != "ok" {
             return Err(Error::Corrupt(res));
         }
-        let bad: Option<String> = c
-            .db
-            .query_row(
+        let bad: Option<String> =
+            c.db.query_row(
                 "SELECT id FROM items WHERE cl % 2 = 1 AND \
                  (vector IS NULL OR length(vector) != ?1) LIMIT 1",
                 [self.profile.dimension as i64 * 4],
@@ -1171,11 +1198,10 @@ impl Shard {
         self.refresh()?;
         let st = self.read_state();
         let c = self.lock_conn();
-        let tombstones: i64 = c.db.query_row(
-            "SELECT count(*) FROM items WHERE cl % 2 = 0",
-            [],
-            |r| r.get(0),
-        )?;
+        let tombstones: i64 =
+            c.db.query_row("SELECT count(*) FROM items WHERE cl % 2 = 0", [], |r| {
+                r.get(0)
+            })?;
         let bytes_on_disk = match &self.path {
             Some(p) => {
                 let main = std::fs::metadata(p)?.len();
@@ -1245,9 +1271,10 @@ impl Writer<'_> {
         let (seq, hlc) = self.stamp();
         let site = &self.shard.site_id[..];
         let rowid = loop {
-            let r = self.tx.prepare_cached(schema::INSERT_ITEM)?.execute(params![
-                id, blob, meta, item.text, hlc, site, seq
-            ]);
+            let r = self
+                .tx
+                .prepare_cached(schema::INSERT_ITEM)?
+                .execute(params![id, blob, meta, item.text, hlc, site, seq]);
             match r {
                 Ok(_) => break self.tx.last_insert_rowid(),
                 Err(e) if is_unique_violation(&e) => {
@@ -1264,9 +1291,11 @@ impl Writer<'_> {
                         return Err(Error::DuplicateId(id));
                     }
                     let new_cl = if alive { cl } else { cl + 1 };
-                    self.tx.prepare_cached(schema::OVERWRITE_ITEM)?.execute(params![
-                        rowid, new_cl, blob, meta, item.text, hlc, site, seq
-                    ])?;
+                    self.tx
+                        .prepare_cached(schema::OVERWRITE_ITEM)?
+                        .execute(params![
+                            rowid, new_cl, blob, meta, item.text, hlc, site, seq
+                        ])?;
                     break rowid;
                 }
                 Err(e) => return Err(e.into()),
@@ -1296,32 +1325,38 @@ impl Writer<'_> {
                 ))
             })
             .optional()?;
-        let Some((rowid, cl, old_blob, old_meta, old_text)) = row.filter(|r| r.1 % 2 == 1)
-        else {
+        let Some((rowid, cl, old_blob, old_meta, old_text)) = row.filter(|r| r.1 % 2 == 1) else {
             return Err(Error::NotFound(id.to_string()));
         };
         let dim = self.shard.profile.dimension;
         let vector = match update.vector {
             Some(v) => v,
             None => codec::decode(
-                &old_blob.ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?,
+                &old_blob
+                    .ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?,
                 dim,
             )
-            .map_err(|e| Error::Corrupt(format!("item {id:?}: {e}")))?,
+            .map_err(|e| corrupt_item(id, e))?,
         };
-        let meta = if update.metadata.is_some() { meta } else { old_meta };
+        let meta = if update.metadata.is_some() {
+            meta
+        } else {
+            old_meta
+        };
         let text = update.text.or(old_text);
         let (seq, hlc) = self.stamp();
-        self.tx.prepare_cached(schema::OVERWRITE_ITEM)?.execute(params![
-            rowid,
-            cl,
-            codec::encode(&vector),
-            meta,
-            text,
-            hlc,
-            &self.shard.site_id[..],
-            seq
-        ])?;
+        self.tx
+            .prepare_cached(schema::OVERWRITE_ITEM)?
+            .execute(params![
+                rowid,
+                cl,
+                codec::encode(&vector),
+                meta,
+                text,
+                hlc,
+                &self.shard.site_id[..],
+                seq
+            ])?;
         self.ops.push(Op::Put {
             rowid,
             id: id.to_string(),
@@ -1340,13 +1375,9 @@ impl Writer<'_> {
             return Err(Error::NotFound(id.to_string()));
         };
         let (seq, hlc) = self.stamp();
-        self.tx.prepare_cached(schema::TOMBSTONE_ITEM)?.execute(params![
-            rowid,
-            cl + 1,
-            hlc,
-            &self.shard.site_id[..],
-            seq
-        ])?;
+        self.tx
+            .prepare_cached(schema::TOMBSTONE_ITEM)?
+            .execute(params![rowid, cl + 1, hlc, &self.shard.site_id[..], seq])?;
         self.ops.push(Op::Remove { rowid });
         Ok(())
     }

@@ -121,10 +121,12 @@ mod tests {
 
     fn reference(scores: &[f32], keys: &[u32], k: usize) -> Vec<u32> {
         let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
-        idx.sort_by(|&a, &b| match scores[b as usize].total_cmp(&scores[a as usize]) {
-            Ordering::Equal => keys[a as usize].cmp(&keys[b as usize]),
-            o => o,
-        });
+        idx.sort_by(
+            |&a, &b| match scores[b as usize].total_cmp(&scores[a as usize]) {
+                Ordering::Equal => keys[a as usize].cmp(&keys[b as usize]),
+                o => o,
+            },
+        );
         idx.truncate(k);
         idx
     }

@@ -193,7 +193,9 @@ impl Dataset {
             )));
         }
         if ds.gt_ids.rows != ds.queries.rows || ds.gt_dist.rows != ds.queries.rows {
-            return Err(bad("ground truth rows differ from the number of queries".into()));
+            return Err(bad(
+                "ground truth rows differ from the number of queries".into()
+            ));
         }
         Ok(ds)
     }
@@ -256,9 +258,15 @@ mod tests {
     fn recall_counts_ties() {
         let gt_ids = [5, 7, 9];
         let gt_dist = [0.1, 0.2, 0.3];
-        assert_eq!(recall_at_k(&[5, 7, 9], &[0.1, 0.2, 0.3], &gt_ids, &gt_dist, 3), 1.0);
+        assert_eq!(
+            recall_at_k(&[5, 7, 9], &[0.1, 0.2, 0.3], &gt_ids, &gt_dist, 3),
+            1.0
+        );
         // Row 11 ties with the 3rd true neighbour: still a hit.
-        assert_eq!(recall_at_k(&[5, 7, 11], &[0.1, 0.2, 0.3], &gt_ids, &gt_dist, 3), 1.0);
+        assert_eq!(
+            recall_at_k(&[5, 7, 11], &[0.1, 0.2, 0.3], &gt_ids, &gt_dist, 3),
+            1.0
+        );
         // Row 11 is farther: a miss.
         let r = recall_at_k(&[5, 7, 11], &[0.1, 0.2, 0.31], &gt_ids, &gt_dist, 3);
         assert!((r - 2.0 / 3.0).abs() < 1e-12);
@@ -292,8 +300,14 @@ mod tests {
         let m = read_f32_bytes(&bytes, "t").unwrap();
         assert_eq!((m.rows, m.cols), (2, 2));
         assert_eq!(m.row(1), &[3.0, 4.0]);
-        assert!(read_i32_bytes(&bytes, "t").is_err(), "dtype must be checked");
+        assert!(
+            read_i32_bytes(&bytes, "t").is_err(),
+            "dtype must be checked"
+        );
         assert!(read_f32_bytes(b"not an npy file", "t").is_err());
-        assert!(read_f32_bytes(&bytes[..bytes.len() - 3], "t").is_err(), "truncated data");
+        assert!(
+            read_f32_bytes(&bytes[..bytes.len() - 3], "t").is_err(),
+            "truncated data"
+        );
     }
 }

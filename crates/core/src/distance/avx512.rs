@@ -3,9 +3,10 @@
 //! * Single pair: four independent accumulators over 64 floats per iteration, then
 //!   single registers, then one masked load (`_mm512_maskz_loadu_ps`) for the last
 //!   `n % 16` floats, so there is no scalar tail.
-//! * Block: four rows at a time share each query load, with two accumulators per row
-//!   (eight independent FMA chains); the four results are reduced together with a
-//!   shuffle tree. Leftover rows (`rows % 4`) use the single-pair kernel.
+//! * Block: four rows at a time, one from each quarter of the block (see the module
+//!   docs of `distance`), share each query load, with two accumulators per row (eight
+//!   independent FMA chains); the four results are reduced together with a shuffle
+//!   tree. Leftover rows (`rows % 4`) use the single-pair kernel.
 //!
 //! Every function here is only reachable through [`KERNELS`], which
 //! [`Kernels::for_isa`](super::Kernels::for_isa) hands out only after
@@ -166,38 +167,43 @@ unsafe fn block<const L2: bool>(q: &[f32], rows: &[f32], out: &mut [f32]) {
         out.fill(0.0);
         return;
     }
-    let mut groups = rows.chunks_exact(4 * d);
-    let mut outs = out.chunks_exact_mut(4);
-    for (g, o) in (&mut groups).zip(&mut outs) {
-        // SAFETY: AVX-512F is enabled here (same target features); `g` holds exactly
-        // four rows of `d` floats.
-        let s = unsafe { rows4::<L2>(q, g) };
-        // SAFETY: `o` has exactly four floats.
-        unsafe { _mm_storeu_ps(o.as_mut_ptr(), s) };
-    }
-    for (row, o) in groups
-        .remainder()
+    // Four rows at a time, one from each quarter of the block: the memory system then
+    // sees four long sequential streams (adjacent rows would make it see short ones).
+    let quarter = out.len() / 4;
+    let (main, rest) = rows.split_at(4 * quarter * d);
+    let (h0, h1) = main.split_at(2 * quarter * d);
+    let (s0, s1) = h0.split_at(quarter * d);
+    let (s2, s3) = h1.split_at(quarter * d);
+    let quarters = s0
         .chunks_exact(d)
-        .zip(outs.into_remainder())
-    {
+        .zip(s1.chunks_exact(d))
+        .zip(s2.chunks_exact(d).zip(s3.chunks_exact(d)));
+    for (j, ((r0, r1), (r2, r3))) in quarters.enumerate() {
+        // SAFETY: AVX-512F is enabled here (same target features); each row has
+        // `d == q.len()` floats.
+        let s = unsafe { rows4::<L2>(q, [r0, r1, r2, r3]) };
+        out[j] = s[0];
+        out[quarter + j] = s[1];
+        out[2 * quarter + j] = s[2];
+        out[3 * quarter + j] = s[3];
+    }
+    for (row, o) in rest.chunks_exact(d).zip(&mut out[4 * quarter..]) {
         // SAFETY: AVX-512F is enabled here; `row.len() == d == q.len()`.
         *o = unsafe { pair::<L2>(q, row) };
     }
 }
 
-/// The results for the four consecutive rows of `g`, as `[r0, r1, r2, r3]`.
+/// The results for the four rows `r`, in order.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, and `g.len() == 4 * q.len()`.
+/// The CPU must support AVX-512F, and every row must have `q.len()` floats.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows4<const L2: bool>(q: &[f32], g: &[f32]) -> __m128 {
+unsafe fn rows4<const L2: bool>(q: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
     let d = q.len();
-    debug_assert_eq!(g.len(), 4 * d);
+    debug_assert!(r.iter().all(|row| row.len() == d));
     let pq = q.as_ptr();
-    let p0 = g.as_ptr();
-    // SAFETY: `g.len() == 4d`, so the starts of rows 1..=3 are in bounds.
-    let (p1, p2, p3) = unsafe { (p0.add(d), p0.add(2 * d), p0.add(3 * d)) };
+    let [p0, p1, p2, p3] = r.map(<[f32]>::as_ptr);
     let mut a0 = _mm512_setzero_ps();
     let mut a1 = _mm512_setzero_ps();
     let mut a2 = _mm512_setzero_ps();
@@ -209,7 +215,7 @@ unsafe fn rows4<const L2: bool>(q: &[f32], g: &[f32]) -> __m128 {
     let mut i = 0;
     while i + 2 * W <= d {
         // SAFETY: `i + 2W <= d`: floats `i..i + 2W` of `q` and of each of the four
-        // rows (each `d` long, starting at p0..p3) are in bounds.
+        // rows (each `d` long) are in bounds.
         unsafe {
             let q0 = _mm512_loadu_ps(pq.add(i));
             let q1 = _mm512_loadu_ps(pq.add(i + W));
@@ -247,10 +253,14 @@ unsafe fn rows4<const L2: bool>(q: &[f32], g: &[f32]) -> __m128 {
             b3 = step::<L2>(b3, q0, _mm512_maskz_loadu_ps(m, p3.add(i)));
         }
     }
-    reduce4(
+    let sums = reduce4(
         _mm512_add_ps(a0, b0),
         _mm512_add_ps(a1, b1),
         _mm512_add_ps(a2, b2),
         _mm512_add_ps(a3, b3),
-    )
+    );
+    let mut out = [0.0f32; 4];
+    // SAFETY: `out` has room for four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+    out
 }

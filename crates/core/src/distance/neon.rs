@@ -2,10 +2,11 @@
 //!
 //! * Single pair: four independent accumulators over 16 floats per iteration, then
 //!   single registers, then a scalar tail for the last `n % 4` floats.
-//! * Block: four rows at a time share each query load, with two accumulators per row
-//!   (eight independent FMA chains); the four results are reduced together with
-//!   pairwise adds, then each row's scalar tail is added. Leftover rows (`rows % 4`)
-//!   use the single-pair kernel.
+//! * Block: four rows at a time, one from each quarter of the block (see the module
+//!   docs of `distance`), share each query load, with two accumulators per row (eight
+//!   independent FMA chains); the four results are reduced together with pairwise
+//!   adds, then each row's scalar tail is added. Leftover rows (`rows % 4`) use the
+//!   single-pair kernel.
 //!
 //! NEON is part of the aarch64 baseline, but [`Kernels::for_isa`](super::Kernels::for_isa)
 //! still checks `is_aarch64_feature_detected!("neon")` before handing out [`KERNELS`].
@@ -129,37 +130,49 @@ unsafe fn block<const L2: bool>(q: &[f32], rows: &[f32], out: &mut [f32]) {
         out.fill(0.0);
         return;
     }
-    let mut groups = rows.chunks_exact(4 * d);
-    let mut outs = out.chunks_exact_mut(4);
-    for (g, o) in (&mut groups).zip(&mut outs) {
-        // SAFETY: NEON is enabled here (same target features); `g` holds exactly four
-        // rows of `d` floats.
-        let s = unsafe { rows4::<L2>(q, g) };
-        o.copy_from_slice(&s);
-    }
-    for (row, o) in groups
-        .remainder()
+    // Four rows at a time, one from each quarter of the block: the memory system then
+    // sees four long sequential streams (adjacent rows would make it see short ones).
+    let quarter = out.len() / 4;
+    let (main, rest) = rows.split_at(4 * quarter * d);
+    let (h0, h1) = main.split_at(2 * quarter * d);
+    let (s0, s1) = h0.split_at(quarter * d);
+    let (s2, s3) = h1.split_at(quarter * d);
+    let quarters = s0
         .chunks_exact(d)
-        .zip(outs.into_remainder())
-    {
+        .zip(s1.chunks_exact(d))
+        .zip(s2.chunks_exact(d).zip(s3.chunks_exact(d)));
+    for (j, ((r0, r1), (r2, r3))) in quarters.enumerate() {
+        // SAFETY: NEON is enabled here (same target features); each row has
+        // `d == q.len()` floats.
+        let s = unsafe { rows4::<L2>(q, [r0, r1, r2, r3]) };
+        out[j] = s[0];
+        out[quarter + j] = s[1];
+        out[2 * quarter + j] = s[2];
+        out[3 * quarter + j] = s[3];
+    }
+    for (row, o) in rest.chunks_exact(d).zip(&mut out[4 * quarter..]) {
         // SAFETY: NEON is enabled here; `row.len() == d == q.len()`.
         *o = unsafe { pair::<L2>(q, row) };
     }
 }
 
-/// The results for the four consecutive rows of `g`.
+/// The results for the four rows `r`, in order.
 ///
 /// # Safety
-/// The CPU must support NEON, and `g.len() == 4 * q.len()`.
+/// The CPU must support NEON, and every row must have `q.len()` floats.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn rows4<const L2: bool>(q: &[f32], g: &[f32]) -> [f32; 4] {
+unsafe fn rows4<const L2: bool>(q: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
     let d = q.len();
-    debug_assert_eq!(g.len(), 4 * d);
-    let (r0, rest) = g.split_at(d);
-    let (r1, rest) = rest.split_at(d);
-    let (r2, r3) = rest.split_at(d);
-    let (pq, p0, p1, p2, p3) = (q.as_ptr(), r0.as_ptr(), r1.as_ptr(), r2.as_ptr(), r3.as_ptr());
+    debug_assert!(r.iter().all(|row| row.len() == d));
+    let [r0, r1, r2, r3] = r;
+    let (pq, p0, p1, p2, p3) = (
+        q.as_ptr(),
+        r0.as_ptr(),
+        r1.as_ptr(),
+        r2.as_ptr(),
+        r3.as_ptr(),
+    );
     let mut a0 = vdupq_n_f32(0.0);
     let mut a1 = vdupq_n_f32(0.0);
     let mut a2 = vdupq_n_f32(0.0);

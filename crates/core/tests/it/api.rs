@@ -1,0 +1,423 @@
+//! The shard API: writes, reads, tombstones, search semantics, filters against a brute-force
+//! oracle, sync columns and the SQL functions.
+
+use serde_json::json;
+use sqlite_vector::rusqlite::types::Value as SqlValue;
+use sqlite_vector::{Filter, Metric, NewItem, Profile, SearchParams, Shard, Update};
+
+use crate::{fill, random_vectors, temp_shard};
+
+/// Brute-force reference ranking in f64: ids best first.
+fn oracle(
+    vectors: &[Vec<f32>],
+    q: &[f32],
+    metric: Metric,
+    k: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<String> {
+    let score = |v: &[f32]| -> f64 {
+        let dot: f64 = v.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
+        match metric {
+            Metric::Dot => dot,
+            Metric::Cosine => {
+                let nv: f64 = v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+                let nq: f64 = q.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+                dot / (nv * nq)
+            }
+            Metric::L2 => -v
+                .iter()
+                .zip(q)
+                .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                .sum::<f64>(),
+        }
+    };
+    let mut idx: Vec<usize> = (0..vectors.len()).filter(|&i| keep(i)).collect();
+    idx.sort_by(|&a, &b| score(&vectors[b]).total_cmp(&score(&vectors[a])));
+    idx.into_iter().take(k).map(|i| i.to_string()).collect()
+}
+
+fn ids(hits: &[sqlite_vector::Hit]) -> Vec<String> {
+    hits.iter().map(|h| h.id.clone()).collect()
+}
+
+#[test]
+fn exact_search_matches_oracle_for_every_metric() {
+    for metric in [Metric::Cosine, Metric::L2, Metric::Dot] {
+        let vectors = random_vectors(3000, 37, 7);
+        let shard = Shard::in_memory(&Profile::new(37, metric)).unwrap();
+        fill(&shard, &vectors);
+        for (qi, q) in random_vectors(20, 37, 99).iter().enumerate() {
+            let hits = shard.search(q, &SearchParams::k(15)).unwrap();
+            assert_eq!(
+                ids(&hits),
+                oracle(&vectors, q, metric, 15, |_| true),
+                "{metric} query {qi}"
+            );
+            // Scores are best first and in the metric's unit.
+            for w in hits.windows(2) {
+                if metric.higher_is_better() {
+                    assert!(w[0].score >= w[1].score);
+                } else {
+                    assert!(w[0].score <= w[1].score);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn score_units_are_documented_ones() {
+    let shard = Shard::in_memory(&Profile::new(2, Metric::L2)).unwrap();
+    shard
+        .insert(NewItem::new(vec![3.0, 4.0]).with_id("p"))
+        .unwrap();
+    let l2 = shard.search(&[0.0, 0.0], &SearchParams::k(1)).unwrap();
+    assert!((l2[0].score - 5.0).abs() < 1e-6, "L2 distance, not squared");
+    let dot = shard
+        .search(&[1.0, 1.0], &SearchParams::k(1).with_metric(Metric::Dot))
+        .unwrap();
+    assert!((dot[0].score - 7.0).abs() < 1e-6);
+    let cos = shard
+        .search(&[4.0, 3.0], &SearchParams::k(1).with_metric(Metric::Cosine))
+        .unwrap();
+    assert!((cos[0].score - 24.0 / 25.0).abs() < 1e-6);
+}
+
+#[test]
+fn ties_are_broken_by_id() {
+    let shard = Shard::in_memory(&Profile::new(2, Metric::Dot)).unwrap();
+    // Inserted in non-sorted id order; all have the same score.
+    for id in ["m", "c", "x", "a", "k"] {
+        shard
+            .insert(NewItem::new(vec![1.0, 0.0]).with_id(id))
+            .unwrap();
+    }
+    let hits = shard.search(&[1.0, 0.0], &SearchParams::k(3)).unwrap();
+    assert_eq!(ids(&hits), ["a", "c", "k"]);
+    // Deleting reshuffles slots; the answer stays the same.
+    shard.delete("m").unwrap();
+    let hits = shard.search(&[1.0, 0.0], &SearchParams::k(5)).unwrap();
+    assert_eq!(ids(&hits), ["a", "c", "k", "x"]);
+}
+
+#[test]
+fn crud_and_tombstones() {
+    let (_d, path, shard) = temp_shard(3, Metric::Cosine);
+    let id = shard
+        .insert(
+            NewItem::new(vec![1.0, 0.0, 0.0])
+                .with_metadata(json!({"a": 1}))
+                .with_text("hello"),
+        )
+        .unwrap();
+    assert_eq!(id.len(), 16, "generated ids are 16 hex digits: {id}");
+    let item = shard.get(&id).unwrap();
+    assert_eq!(item.vector, vec![1.0, 0.0, 0.0]);
+    assert_eq!(item.metadata, json!({"a": 1}));
+    assert_eq!(item.text.as_deref(), Some("hello"));
+
+    shard
+        .update(
+            &id,
+            Update {
+                metadata: Some(json!({"a": 2})),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let item = shard.get(&id).unwrap();
+    assert_eq!(item.metadata, json!({"a": 2}));
+    assert_eq!(item.vector, vec![1.0, 0.0, 0.0], "vector kept");
+    assert_eq!(item.text.as_deref(), Some("hello"), "text kept");
+    shard
+        .update(
+            &id,
+            Update {
+                vector: Some(vec![0.0, 1.0, 0.0]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let hits = shard.search(&[0.0, 1.0, 0.0], &SearchParams::k(1)).unwrap();
+    assert_eq!(hits[0].id, id);
+    assert!((hits[0].score - 1.0).abs() < 1e-6, "arena follows updates");
+
+    shard.delete(&id).unwrap();
+    assert!(matches!(
+        shard.get(&id),
+        Err(sqlite_vector::Error::NotFound(_))
+    ));
+    assert!(shard
+        .search(&[0.0, 1.0, 0.0], &SearchParams::k(5))
+        .unwrap()
+        .is_empty());
+    assert_eq!(shard.len(), 0);
+    let stats = shard.stats().unwrap();
+    assert_eq!((stats.count, stats.tombstones), (0, 1));
+
+    // The tombstone: even causal length, payload gone, still listed in the change feed.
+    let rows = shard
+        .query_sql(
+            "SELECT cl, vector IS NULL, metadata IS NULL, text IS NULL FROM items WHERE id = ?1",
+            &[SqlValue::Text(id.clone())],
+        )
+        .unwrap();
+    assert_eq!(
+        rows[0],
+        vec![
+            SqlValue::Integer(2),
+            SqlValue::Integer(1),
+            SqlValue::Integer(1),
+            SqlValue::Integer(1)
+        ]
+    );
+
+    // Re-inserting revives the id with an odd causal length (3).
+    shard
+        .insert(NewItem::new(vec![0.0, 0.0, 1.0]).with_id(id.clone()))
+        .unwrap();
+    let changes = shard.changes_since(0, 100).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].causal_length, 3);
+    assert_eq!(changes[0].site_id, stats.site_id);
+
+    // upsert replaces a live item without changing its causal length.
+    shard
+        .upsert(NewItem::new(vec![1.0, 1.0, 0.0]).with_id(id.clone()))
+        .unwrap();
+    assert_eq!(shard.changes_since(0, 100).unwrap()[0].causal_length, 3);
+    assert_eq!(shard.get(&id).unwrap().vector, vec![1.0, 1.0, 0.0]);
+    drop(shard);
+    let shard = Shard::open(&path).unwrap();
+    assert_eq!(shard.get(&id).unwrap().vector, vec![1.0, 1.0, 0.0]);
+    assert_eq!(shard.len(), 1);
+}
+
+#[test]
+fn change_feed_is_ordered_indexed_and_clocked() {
+    let shard = Shard::in_memory(&Profile::new(2, Metric::L2)).unwrap();
+    for i in 0..10 {
+        shard
+            .insert(NewItem::new(vec![i as f32, 0.0]).with_id(format!("i{i}")))
+            .unwrap();
+    }
+    shard.delete("i3").unwrap();
+    let all = shard.changes_since(0, 1000).unwrap();
+    assert_eq!(all.len(), 10);
+    for w in all.windows(2) {
+        assert!(w[0].seq < w[1].seq);
+        assert!(
+            w[0].hlc < w[1].hlc,
+            "hlc strictly increases with local changes"
+        );
+    }
+    let last = all.last().unwrap();
+    assert_eq!((last.id.as_str(), last.causal_length), ("i3", 2));
+    let since = shard.changes_since(all[7].seq, 1000).unwrap();
+    assert_eq!(since.len(), 2);
+    let plan = shard
+        .query_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM items WHERE seq > 5 ORDER BY seq",
+            &[],
+        )
+        .unwrap();
+    let plan = format!("{plan:?}");
+    assert!(
+        plan.contains("items_seq"),
+        "changes-since must use the seq index: {plan}"
+    );
+    assert_eq!(shard.stats().unwrap().version, last.seq);
+}
+
+#[test]
+fn filtered_search_is_true_top_k_among_matches() {
+    let vectors = random_vectors(2000, 16, 3);
+    let shard = Shard::in_memory(&Profile::new(16, Metric::Cosine)).unwrap();
+    let tags = ["a", "b", "c", "d"];
+    let items = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut meta = json!({"tag": tags[i % 4], "n": i, "even": i % 2 == 0});
+            if i % 10 == 0 {
+                meta["rare"] = json!(true);
+            }
+            NewItem::new(v.clone())
+                .with_id(i.to_string())
+                .with_metadata(meta)
+        })
+        .collect();
+    shard.insert_batch(items).unwrap();
+    type Pred = Box<dyn Fn(usize) -> bool>;
+    let cases: Vec<(&str, Pred)> = vec![
+        (r#"{"tag": "b"}"#, Box::new(|i| i % 4 == 1)),
+        (
+            r#"{"tag": {"$in": ["a", "c"]}, "n": {"$gte": 500, "$lt": 1500}}"#,
+            Box::new(|i| i % 2 == 0 && (500..1500).contains(&i)),
+        ),
+        (
+            r#"{"$or": [{"rare": true}, {"n": {"$lt": 20}}]}"#,
+            Box::new(|i| i % 10 == 0 || i < 20),
+        ),
+        (r#"{"$not": {"even": true}}"#, Box::new(|i| i % 2 == 1)),
+        (
+            r#"{"rare": {"$exists": false}, "tag": {"$ne": "d"}}"#,
+            Box::new(|i| i % 10 != 0 && i % 4 != 3),
+        ),
+        (r#"{"n": {"$gt": 1995}}"#, Box::new(|i| i > 1995)),
+        (r#"{"tag": "zzz"}"#, Box::new(|_| false)),
+    ];
+    for (text, pred) in cases {
+        let filter: Filter = text.parse().unwrap();
+        for q in random_vectors(5, 16, 11) {
+            let hits = shard
+                .search(&q, &SearchParams::k(10).with_filter(filter.clone()))
+                .unwrap();
+            assert_eq!(
+                ids(&hits),
+                oracle(&vectors, &q, Metric::Cosine, 10, &pred),
+                "filter {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn thresholds_and_overrides() {
+    let shard = Shard::in_memory(&Profile::new(2, Metric::Cosine)).unwrap();
+    shard
+        .insert(NewItem::new(vec![1.0, 0.0]).with_id("x"))
+        .unwrap();
+    shard
+        .insert(NewItem::new(vec![0.0, 1.0]).with_id("y"))
+        .unwrap();
+    shard
+        .insert(NewItem::new(vec![1.0, 1.0]).with_id("xy"))
+        .unwrap();
+    let p = SearchParams {
+        k: 10,
+        min_score: Some(0.5),
+        ..Default::default()
+    };
+    assert_eq!(ids(&shard.search(&[1.0, 0.0], &p).unwrap()), ["x", "xy"]);
+    let p = SearchParams {
+        k: 10,
+        metric: Some(Metric::L2),
+        max_distance: Some(1.01),
+        ..Default::default()
+    };
+    assert_eq!(ids(&shard.search(&[1.0, 0.0], &p).unwrap()), ["x", "xy"]);
+    // Fewer items than k: all of them.
+    assert_eq!(
+        shard
+            .search(&[1.0, 0.0], &SearchParams::k(10_000))
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn sql_functions_on_the_shard() {
+    let shard = Shard::in_memory(&Profile::new(3, Metric::Cosine)).unwrap();
+    shard
+        .insert(NewItem::new(vec![1.0, 2.0, 2.0]).with_id("a"))
+        .unwrap();
+    let rows = shard
+        .query_sql(
+            "SELECT vec_norm(vector), vec_dot(vector, '[1,0,0]'), vec_distance_l2(vector, '[1,2,2]'), \
+             vec_distance_cosine(vector, vector) FROM items",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows[0][0], SqlValue::Real(3.0));
+    assert_eq!(rows[0][1], SqlValue::Real(1.0));
+    assert_eq!(rows[0][2], SqlValue::Real(0.0));
+    match rows[0][3] {
+        SqlValue::Real(d) => assert!(d.abs() < 1e-6),
+        ref other => panic!("{other:?}"),
+    }
+    let err = shard
+        .query_sql("SELECT vec_dot(vector, '[1,0]') FROM items", &[])
+        .unwrap_err();
+    assert!(err.to_string().contains("length mismatch: 3 vs 2"), "{err}");
+    let err = shard.query_sql("DELETE FROM items", &[]).unwrap_err();
+    assert!(
+        matches!(err, sqlite_vector::Error::InvalidArgument(_)),
+        "{err}"
+    );
+    assert_eq!(shard.len(), 1);
+}
+
+#[test]
+fn open_or_create_checks_the_profile() {
+    let (_d, path, shard) = temp_shard(8, Metric::Cosine);
+    drop(shard);
+    let ok = Shard::open_or_create(&path, &Profile::new(8, Metric::Cosine)).unwrap();
+    drop(ok);
+    match Shard::open_or_create(&path, &Profile::new(16, Metric::Cosine)) {
+        Err(
+            e @ sqlite_vector::Error::DimensionMismatch {
+                expected: 8,
+                got: 16,
+            },
+        ) => {
+            assert_eq!(e.to_string(), "dimension mismatch: shard has 8, got 16");
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("opened with another dimension"),
+    }
+    let err = Shard::open_or_create(&path, &Profile::new(8, Metric::L2))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "profile mismatch: shard has metric cosine, requested l2"
+    );
+    let err = Shard::open_or_create(
+        &path,
+        &Profile::new(8, Metric::Cosine).with_embedding_model("m2"),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .contains("embedding model (none), requested m2"),
+        "{err}"
+    );
+    assert!(matches!(
+        Shard::create(&path, &Profile::new(8, Metric::Cosine)),
+        Err(sqlite_vector::Error::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn fixture_of_format_v1_opens() {
+    // A shard written by format version 1 (see tests/fixtures/README.md); must stay readable.
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v1.db");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    std::fs::copy(src, &path).unwrap();
+    let shard = Shard::open(&path).unwrap();
+    let stats = shard.stats().unwrap();
+    assert_eq!(
+        (
+            stats.count,
+            stats.tombstones,
+            stats.dimension,
+            stats.format_version
+        ),
+        (9, 1, 4, 1)
+    );
+    let item = shard.get("item-2").unwrap();
+    assert_eq!(item.vector, vec![2.0, 1.0, 0.0, 0.5]);
+    assert_eq!(item.metadata, json!({"n": 2, "tag": "even"}));
+    let hits = shard
+        .search(&[2.0, 1.0, 0.0, 0.5], &SearchParams::k(1))
+        .unwrap();
+    assert_eq!(hits[0].id, "item-2");
+    assert!(matches!(
+        shard.get("item-9"),
+        Err(sqlite_vector::Error::NotFound(_))
+    ));
+}
