@@ -40,6 +40,20 @@ pub fn encode(v: &[f32]) -> Vec<u8> {
     out
 }
 
+/// The BLOB bytes of `v` without copying on little-endian targets (a copy via [`encode`] on
+/// big-endian ones).
+pub fn as_blob(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding and every byte pattern is a valid u8; the length is
+        // exactly the f32 slice's size in bytes, and the borrow keeps `v` alive.
+        std::borrow::Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v))
+        })
+    } else {
+        std::borrow::Cow::Owned(encode(v))
+    }
+}
+
 /// Decodes a BLOB of exactly `dim * 4` bytes into `out` (cleared first).
 ///
 /// # Errors
@@ -77,7 +91,7 @@ pub fn decode(blob: &[u8], dim: usize) -> Result<Vec<f32>> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the length is not a multiple of 4.
 pub fn decode_any(blob: &[u8]) -> Result<Vec<f32>> {
-    if blob.len() % 4 != 0 {
+    if !blob.len().is_multiple_of(4) {
         return Err(Error::InvalidArgument(format!(
             "vector blob of {} bytes is not a whole number of f32 values",
             blob.len()
@@ -96,6 +110,12 @@ mod tests {
     #[test]
     fn known_bytes() {
         assert_eq!(encode(&[1.0, -2.0]), vec![0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]);
+    }
+
+    #[test]
+    fn borrowed_blob_equals_encoding() {
+        let v = [1.5f32, -0.0, 3e-39, f32::MAX];
+        assert_eq!(&*as_blob(&v), &encode(&v)[..]);
     }
 
     #[test]

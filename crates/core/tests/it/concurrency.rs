@@ -65,9 +65,9 @@ fn readers_and_a_writer_in_threads() {
             })
         })
         .collect();
-    for i in 200..1200 {
+    for (i, x) in v.iter().enumerate().skip(200) {
         shard
-            .insert(NewItem::new(v[i].clone()).with_id(i.to_string()))
+            .insert(NewItem::new(x.clone()).with_id(i.to_string()))
             .unwrap();
         if i % 3 == 0 {
             shard.delete(&(i - 1).to_string()).unwrap();
