@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use sqlite_vector::{Durability, Metric, NewItem, Profile, SearchParams, Shard};
-use sqlite_vector_dataset::{percentile, recall_at_k, Dataset, GtMetric, Matrix, QuerySet};
+use sqlite_vector::{Durability, HybridParams, Metric, NewItem, Profile, SearchParams, Shard};
+use sqlite_vector_dataset::{
+    percentile, recall_at_k, Dataset, GtMetric, KnownItemScore, KnownItemSet, Matrix, QuerySet,
+};
 
 use crate::{user, CliResult};
 
@@ -66,7 +68,12 @@ pub struct BenchArgs {
     /// Single-item inserts to time after the build (0 to skip).
     #[arg(long, default_value_t = 1_000)]
     single_inserts: usize,
-    /// Print one JSON object instead of a table.
+    /// Known-item retrieval instead: rank each `known_item.jsonl` query's target among the base
+    /// texts by vector (known_item_queries.npy), BM25 and hybrid (RRF, k = 60) search, and report
+    /// MRR@10, hit@1, hit@10 and p50 latency per ranking.
+    #[arg(long, requires = "data")]
+    known_item: bool,
+    /// Print JSON (one object; with --known-item, one object per ranking and line).
     #[arg(long)]
     json: bool,
 }
@@ -148,8 +155,106 @@ fn build(
     Ok((shard, t.elapsed().as_secs_f64()))
 }
 
+/// Known-item retrieval: vector, BM25 and hybrid rankings of the same queries.
+fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
+    let set = KnownItemSet::load(dir)?;
+    let base = sqlite_vector_dataset::read_f32(dir.join("base.npy"))?;
+    if base.rows != set.base_texts.len() {
+        return Err(user(
+            "base.npy and texts.jsonl disagree on the number of base rows",
+        ));
+    }
+    let tmp = TempDir::new()?;
+    let profile = Profile::new(base.cols, Metric::Cosine).with_durability(args.durability);
+    let shard = Shard::create(tmp.0.join("known-item.db"), &profile)?;
+    let t = Instant::now();
+    for start in (0..base.rows).step_by(args.batch) {
+        let end = (start + args.batch).min(base.rows);
+        let items = (start..end)
+            .map(|i| {
+                NewItem::new(base.row(i).to_vec())
+                    .with_id(i.to_string())
+                    .with_text(set.base_texts[i].text.clone())
+            })
+            .collect();
+        shard.insert_batch(items)?;
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    let params = SearchParams::k(10);
+    let hybrid = HybridParams::default();
+    let mut out = Vec::new();
+    for ranking in ["vector", "text", "hybrid"] {
+        let run_one = |q: &sqlite_vector_dataset::KnownItem| -> CliResult<Vec<sqlite_vector::Hit>> {
+            let v = set.vectors.row(q.query_id);
+            Ok(match ranking {
+                "vector" => shard.search(v, &params)?,
+                "text" => shard.search_text(&q.query, &params)?,
+                _ => shard.search_hybrid(v, &q.query, &params, &hybrid)?,
+            })
+        };
+        for q in set.items.iter().take(args.warmup) {
+            run_one(q)?;
+        }
+        let mut ranks = Vec::with_capacity(set.items.len());
+        let mut lat = Vec::with_capacity(set.items.len());
+        for q in &set.items {
+            let t = Instant::now();
+            let hits = run_one(q)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            let target = q.target_row.to_string();
+            ranks.push(hits.iter().position(|h| h.id == target).map(|p| p + 1));
+        }
+        let score = KnownItemScore::from_ranks(&ranks);
+        out.push(json!({
+            "ranking": ranking,
+            "queries": set.items.len(),
+            "n": base.rows,
+            "mrr_at_10": score.mrr_at_10,
+            "hit_at_1": score.hit_at_1,
+            "hit_at_10": score.hit_at_10,
+            "p50_us": percentile(&mut lat, 50.0),
+            "p99_us": percentile(&mut lat, 99.0),
+            "build_s": build_s,
+            "rrf_k": if ranking == "hybrid" { Some(hybrid.rrf_k) } else { None },
+        }));
+    }
+    if args.json {
+        for o in out {
+            println!("{o}");
+        }
+    } else {
+        println!(
+            "known-item retrieval: {} queries over {} base texts (built with text in {build_s:.1} s)",
+            set.items.len(),
+            base.rows
+        );
+        println!(
+            "  {:<8} {:>8} {:>7} {:>8} {:>9}",
+            "ranking", "MRR@10", "hit@1", "hit@10", "p50 µs"
+        );
+        for o in out {
+            println!(
+                "  {:<8} {:>8.3} {:>7.3} {:>8.3} {:>9.0}",
+                o["ranking"].as_str().unwrap_or(""),
+                o["mrr_at_10"].as_f64().unwrap_or(f64::NAN),
+                o["hit_at_1"].as_f64().unwrap_or(f64::NAN),
+                o["hit_at_10"].as_f64().unwrap_or(f64::NAN),
+                o["p50_us"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> CliResult {
+    if args.known_item {
+        let dir = args
+            .data
+            .clone()
+            .ok_or_else(|| user("--known-item needs --data DIR"))?;
+        return known_item(&args, &dir);
+    }
     if args.batch == 0 {
         return Err(user("--batch must be at least 1"));
     }

@@ -60,8 +60,11 @@ mod topk;
 
 pub use error::{Error, Result};
 pub use filter::Filter;
+};
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
-pub use shard::{Change, Hit, Item, NewItem, SearchParams, Shard, Stats, Update};
+pub use shard::{
+    rrf_fuse, Change, Hit, HybridParams, Item, NewItem, SearchParams, Shard, Stats, Update,
+};
 pub use sqlfn::register_functions;
 
 /// Re-export of the SQLite bindings used by [`Shard::query_sql`].

@@ -124,6 +124,10 @@ pub struct Profile {
     /// Id of the embedding model that produced the vectors, if known (e.g.
     /// `sentence-transformers/all-MiniLM-L6-v2`).
     pub embedding_model: Option<String>,
+    /// Metadata fields (dotted paths such as `title` or `author.name`) whose values are indexed
+    /// for full-text search together with each item's text. At most 16.
+    #[serde(default)]
+    pub searchable_fields: Vec<String>,
 }
 
 impl Profile {
@@ -135,6 +139,7 @@ impl Profile {
             metric,
             durability: Durability::Normal,
             embedding_model: None,
+            searchable_fields: Vec::new(),
         }
     }
 
@@ -150,11 +155,20 @@ impl Profile {
         self
     }
 
+    /// Declares metadata fields whose values full-text search also indexes.
+    pub fn with_searchable_fields<S: Into<String>>(
+        mut self,
+        fields: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.searchable_fields = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Checks the values.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a dimension of 0 or above [`MAX_DIMENSION`], or an empty
-    /// embedding model id.
+    /// [`Error::InvalidArgument`] for a dimension of 0 or above [`MAX_DIMENSION`], an empty
+    /// embedding model id, or more than 16 (or empty, or over 256-byte) searchable fields.
     pub fn validate(&self) -> Result<()> {
         if self.dimension == 0 || self.dimension > MAX_DIMENSION {
             return Err(Error::InvalidArgument(format!(
@@ -168,6 +182,16 @@ impl Profile {
                     "embedding model id must be 1..=256 non-blank bytes".into(),
                 ));
             }
+        }
+        if self.searchable_fields.len() > 16
+            || self
+                .searchable_fields
+                .iter()
+                .any(|f| f.is_empty() || f.len() > 256 || f.split('.').any(str::is_empty))
+        {
+            return Err(Error::InvalidArgument(
+                "searchable fields: at most 16 non-empty dotted paths of ≤ 256 bytes".into(),
+            ));
         }
         Ok(())
     }

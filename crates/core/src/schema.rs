@@ -4,8 +4,8 @@
 //! A shard is one SQLite database with two tables:
 //!
 //! * [`CREATE_META`]: `meta(key TEXT PRIMARY KEY, value TEXT)`, the shard's profile
-//!   (`dimension`, `metric`, `embedding_model`, `durability`, `site_id`, `format_version`,
-//!   `created_at`).
+//!   (`dimension`, `metric`, `embedding_model`, `durability`, `searchable_fields` (a JSON array of
+//!   metadata paths), `site_id`, `format_version`, `created_at`).
 //! * [`CREATE_ITEMS`]: `items`, one row per external id, alive or tombstoned. Besides the payload
 //!   (`vector` BLOB of `dimension × 4` little-endian f32 bytes, `metadata` JSONB, `text`) every
 //!   row carries the sync columns of ARCHITECTURE rule 7: `hlc` (hybrid logical clock of its last
@@ -15,6 +15,8 @@
 //!   committed change gets a `seq` larger than any before it, so "changes since version V"
 //!   is the indexed range query [`CHANGES_SINCE`], and another process's commits can be caught up
 //!   incrementally.
+//!
+//! * [`CREATE_ITEMS_FTS`]: `items_fts`, the FTS5 index behind text and hybrid search.
 //!
 //! The `rowid` is internal: stable for the life of a row (tombstones keep theirs, so a
 //! re-inserted id reuses its row) and used as the key of the in-memory arena.
@@ -49,8 +51,31 @@ pub const CREATE_ITEMS: &str = "CREATE TABLE items (
 /// Index behind [`CHANGES_SINCE`] and the catch-up of other processes' writes.
 pub const CREATE_ITEMS_SEQ_INDEX: &str = "CREATE INDEX items_seq ON items(seq)";
 
+/// Full-text index (FTS5) over each live item's `text` and the values of the metadata fields the
+/// shard declares searchable (`fields`). Contentless (`content=''`): the text is stored once, in
+/// `items`; `contentless_delete=1` lets a row be removed by rowid alone. Tokenizer `unicode61`
+/// with diacritics removed, so "café" matches "cafe". The rowid is the item's rowid.
+pub const CREATE_ITEMS_FTS: &str = "CREATE VIRTUAL TABLE items_fts USING fts5(\
+     text, fields, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')";
+
+/// Per-term document counts of [`CREATE_ITEMS_FTS`] (an `fts5vocab` view, no storage of its own).
+pub const CREATE_ITEMS_FTS_VOCAB: &str =
+    "CREATE VIRTUAL TABLE items_fts_vocab USING fts5vocab(items_fts, row)";
+
 /// All DDL of the current format, in order.
-pub const CREATE_ALL: &[&str] = &[CREATE_META, CREATE_ITEMS, CREATE_ITEMS_SEQ_INDEX];
+pub const CREATE_ALL: &[&str] = &[
+    CREATE_META,
+    CREATE_ITEMS,
+    CREATE_ITEMS_SEQ_INDEX,
+    CREATE_ITEMS_FTS,
+    CREATE_ITEMS_FTS_VOCAB,
+];
+
+/// Index a row's text (`?2`) and searchable field values (`?3`) under its rowid (`?1`).
+pub const FTS_INSERT: &str = "INSERT INTO items_fts (rowid, text, fields) VALUES (?1, ?2, ?3)";
+
+/// Remove a row from the full-text index.
+pub const FTS_DELETE: &str = "DELETE FROM items_fts WHERE rowid = ?1";
 
 /// Rows changed after local version `?1` (a `seq`), oldest first: the sync "changes since"
 /// query, and the incremental catch-up of writes made by another connection.

@@ -160,6 +160,92 @@ impl SearchParams {
     }
 }
 
+/// Parameters of [`Shard::search_hybrid`]'s reciprocal rank fusion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HybridParams {
+    /// The RRF constant `k` (default 60, as in the RRF paper).
+    pub rrf_k: f32,
+    /// Weight of the vector ranking (default 1).
+    pub vector_weight: f32,
+    /// Weight of the BM25 ranking (default 1).
+    pub text_weight: f32,
+    /// How many hits of each ranking are fused (default 100).
+    pub candidates: usize,
+}
+
+impl Default for HybridParams {
+    fn default() -> Self {
+        HybridParams {
+            rrf_k: 60.0,
+            vector_weight: 1.0,
+            text_weight: 1.0,
+            candidates: 100,
+        }
+    }
+}
+
+/// Fuses rankings (best first) by reciprocal rank fusion: `Σ w / (rrf_k + rank)`, rank from 1.
+/// Returns the best `k`; equal fused scores are ordered by the rankings in the order given, then
+/// by id; hits below `min_score` are dropped. Public so that search
+/// across shards fuses the same way.
+pub fn rrf_fuse<const N: usize>(
+    rankings: [(Vec<Hit>, f32); N],
+    rrf_k: f32,
+    k: usize,
+    min_score: Option<f32>,
+) -> Vec<Hit> {
+    // Per id: the hit, its fused score, and its rank in each ranking (usize::MAX if absent).
+    let mut fused: std::collections::HashMap<String, (Hit, [usize; N])> =
+        std::collections::HashMap::new();
+    for (r, (hits, weight)) in rankings.into_iter().enumerate() {
+        for (rank, hit) in hits.into_iter().enumerate() {
+            let add = weight / (rrf_k + rank as f32 + 1.0);
+            let e = fused
+                .entry(hit.id.clone())
+                .or_insert_with(|| (Hit { score: 0.0, ..hit }, [usize::MAX; N]));
+            e.0.score += add;
+            e.1[r] = rank;
+        }
+    }
+    let mut out: Vec<(Hit, [usize; N])> = fused
+        .into_values()
+        .filter(|(h, _)| min_score.is_none_or(|m| h.score >= m))
+        .collect();
+    // Equal fused scores (e.g. ranks (1, 2) and (2, 1)) fall back to the rankings in the order
+    // given (the first ranking's rank decides first), then the id.
+    out.sort_by(|(a, ra), (b, rb)| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| ra.cmp(rb))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    out.truncate(k);
+    out.into_iter().map(|(h, _)| h).collect()
+}
+
+/// The words of a text query (maximal runs of alphanumeric characters, at most 256). Each is
+/// later quoted, so FTS5 syntax in the text (quotes, `*`, `NEAR`, `-`, `:`) is never
+/// interpreted.
+fn query_words(text: &str) -> Result<Vec<&str>> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "text query of {} bytes, the limit is {MAX_TEXT_BYTES}",
+            text.len()
+        )));
+    }
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(256)
+        .collect();
+    if words.is_empty() {
+        return Err(Error::InvalidArgument(
+            "text query has no words to search for".into(),
+        ));
+    }
+    Ok(words)
+}
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
@@ -359,6 +445,41 @@ fn page_size_for(dim: usize) -> i64 {
         .unwrap_or(32768)
 }
 
+/// The values of the searchable metadata `fields` (dotted paths) of `metadata`, joined by
+/// spaces: strings as they are, numbers and booleans as text, arrays element by element.
+fn searchable_values(fields: &[String], metadata: Option<&Value>) -> String {
+    fn push(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push(' ');
+            }
+            Value::Number(n) => {
+                out.push_str(&n.to_string());
+                out.push(' ');
+            }
+            Value::Bool(b) => {
+                out.push_str(if *b { "true " } else { "false " });
+            }
+            Value::Array(a) => a.iter().for_each(|x| push(x, out)),
+            Value::Null | Value::Object(_) => {}
+        }
+    }
+    let mut out = String::new();
+    let Some(meta) = metadata else { return out };
+    for f in fields {
+        let mut v = Some(meta);
+        for seg in f.split('.') {
+            v = v.and_then(|x| x.get(seg));
+        }
+        if let Some(v) = v {
+            push(v, &mut out);
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
 /// Prefixes a corruption found in one item with its id.
 fn corrupt_item(id: &str, e: Error) -> Error {
     match e {
@@ -453,7 +574,7 @@ impl Shard {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let rows: [(&str, String); 7] = [
+        let rows: [(&str, String); 8] = [
             ("format_version", schema::FORMAT_VERSION.to_string()),
             ("dimension", profile.dimension.to_string()),
             ("metric", profile.metric.to_string()),
@@ -461,6 +582,10 @@ impl Shard {
             (
                 "embedding_model",
                 profile.embedding_model.clone().unwrap_or_default(),
+            ),
+            (
+                "searchable_fields",
+                serde_json::to_string(&profile.searchable_fields)?,
             ),
             ("site_id", hex(&site)),
             ("created_at", created.to_string()),
@@ -604,11 +729,16 @@ impl Shard {
             .parse()
             .map_err(|_| Error::Corrupt("unknown durability in meta".into()))?;
         let model = get("embedding_model")?;
+        let searchable_fields: Vec<String> = serde_json::from_str(&get("searchable_fields")?)
+            .map_err(|_| {
+                Error::Corrupt("searchable_fields is not a JSON array of strings".into())
+            })?;
         let profile = Profile {
             dimension,
             metric,
             durability,
             embedding_model: (!model.is_empty()).then_some(model),
+            searchable_fields,
         };
         profile
             .validate()
@@ -1058,6 +1188,162 @@ impl Shard {
         )))
     }
 
+    /// Full-text search: the top k live items by BM25 over their text and searchable metadata
+    /// fields (SQLite FTS5 `bm25()`), best first. The query's words are OR-ed (any word may
+    /// match; items matching more, and rarer, words rank higher); FTS5 query syntax in `text`
+    /// is not interpreted, so any user text is safe. `score` is the BM25 score (larger is
+    /// better; FTS5's `bm25()` negated); equal scores keep insertion order. `params.filter` and
+    /// `params.min_score` apply; `metric` and `max_distance` do not.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a query without any word, one over 4 MiB, `k` outside
+    /// 1 ..= [`MAX_K`], or a `metric` / `max_distance` in `params`.
+    pub fn search_text(&self, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        if params.k == 0 || params.k > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "k must be 1..={MAX_K}, got {}",
+                params.k
+            )));
+        }
+        if params.metric.is_some() || params.max_distance.is_some() {
+            return Err(Error::InvalidArgument(
+                "text search ranks by BM25: metric and max_distance do not apply".into(),
+            ));
+        }
+        let words = query_words(text)?;
+        let fts = {
+            let n_live = self.read_state().arena.len() as i64;
+            let c = self.lock_conn();
+            let mut vocab =
+                c.db.prepare_cached("SELECT doc FROM items_fts_vocab WHERE term = ?1")?;
+            // BM25's IDF, ln((N − n + 0.5) / (n + 0.5)), is ≤ 0 for a term in at least half of
+            // the N documents, and SQLite's bm25() floors it to 1e-6: such a term adds nothing
+            // to any score but makes FTS5 score nearly every document. Drop those terms (all
+            // but one if every term is that common). N ≤ live items, so the test is safe.
+            let mut kept: Vec<&str> = Vec::with_capacity(words.len());
+            for w in &words {
+                let lower = w.to_lowercase();
+                let n: i64 = vocab
+                    .query_row([&lower], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                if 2 * n <= n_live {
+                    kept.push(w);
+                }
+            }
+            if kept.is_empty() {
+                kept.push(words[0]);
+            }
+            kept.iter()
+                .map(|w| format!("\"{w}\""))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
+        // The FTS index holds live rows only (deletes remove them), so no join with `items` is
+        // needed to rank; a filter restricts the rowids through one subquery, evaluated once.
+        let mut sql =
+            String::from("SELECT rowid, -bm25(items_fts) FROM items_fts WHERE items_fts MATCH ?");
+        let mut values = vec![SqlValue::Text(fts)];
+        if let Some(f) = params.filter.as_ref().filter(|f| !f.is_empty()) {
+            let (expr, v) = f.to_sql("metadata");
+            sql.push_str(" AND rowid IN (SELECT rowid FROM items WHERE cl % 2 = 1 AND (");
+            sql.push_str(&expr);
+            sql.push_str("))");
+            values.extend(v);
+        }
+        sql.push_str(" ORDER BY bm25(items_fts), rowid LIMIT ?");
+        values.push(SqlValue::Integer(params.k as i64));
+        let c = self.lock_conn();
+        let ranked: Vec<(i64, f32)> = {
+            let mut stmt = c.db.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut get = c.db.prepare_cached(schema::GET_HIT)?;
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (rowid, score) in ranked {
+            if params.min_score.is_some_and(|m| score < m) {
+                break;
+            }
+            let row = get
+                .query_row([rowid], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((id, meta, text)) = row {
+                hits.push(Hit {
+                    id,
+                    score,
+                    metadata: parse_metadata(meta)?,
+                    text,
+                });
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Hybrid search: the vector ranking of `query` and the BM25 ranking of `text` (each the top
+    /// `hybrid.candidates` among items matching `params.filter`) fused by reciprocal rank fusion
+    /// (Cormack, Clarke & Büttcher, SIGIR 2009): an item scores
+    /// `Σ weight / (rrf_k + rank)` over the rankings it appears in (rank from 1). Returns the top
+    /// `params.k` by that score, ties broken by id; `score` is the fused score.
+    ///
+    /// # Errors
+    /// As [`Shard::search`] and [`Shard::search_text`]; [`Error::InvalidArgument`] for
+    /// non-positive `rrf_k`, negative weights, or `candidates` below `k`.
+    pub fn search_hybrid(
+        &self,
+        query: &[f32],
+        text: &str,
+        params: &SearchParams,
+        hybrid: &HybridParams,
+    ) -> Result<Vec<Hit>> {
+        if !(hybrid.rrf_k > 0.0 && hybrid.rrf_k.is_finite())
+            || !(hybrid.vector_weight >= 0.0 && hybrid.text_weight >= 0.0)
+            || !(hybrid.vector_weight.is_finite() && hybrid.text_weight.is_finite())
+        {
+            return Err(Error::InvalidArgument(
+                "rrf_k must be > 0 and weights ≥ 0 (finite)".into(),
+            ));
+        }
+        if hybrid.candidates < params.k || hybrid.candidates > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "candidates must be k..={MAX_K}, got {}",
+                hybrid.candidates
+            )));
+        }
+        let sub = SearchParams {
+            k: hybrid.candidates,
+            metric: params.metric,
+            min_score: None,
+            max_distance: None,
+            filter: params.filter.clone(),
+        };
+        let by_vector = self.search(query, &sub)?;
+        let by_text = self.search_text(
+            text,
+            &SearchParams {
+                metric: None,
+                ..sub
+            },
+        )?;
+        Ok(rrf_fuse(
+            [
+                (by_vector, hybrid.vector_weight),
+                (by_text, hybrid.text_weight),
+            ],
+            hybrid.rrf_k,
+            params.k,
+            params.min_score,
+        ))
+    }
+
     fn check_search(&self, query: &[f32], params: &SearchParams, metric: Metric) -> Result<()> {
         codec::validate(query, Some(self.profile.dimension))?;
         if metric == Metric::Cosine && distance::norm(query) == 0.0 {
@@ -1272,6 +1558,7 @@ impl Writer<'_> {
         let meta = metadata_json(item.metadata.as_ref())?;
         let (seq, hlc) = self.stamp();
         let site = &self.shard.site_id[..];
+        let mut replaced = false;
         let rowid = loop {
             let r = self
                 .tx
@@ -1298,17 +1585,43 @@ impl Writer<'_> {
                         .execute(params![
                             rowid, new_cl, blob, meta, item.text, hlc, site, seq
                         ])?;
+                    replaced = alive;
                     break rowid;
                 }
                 Err(e) => return Err(e.into()),
             }
         };
+        if replaced {
+            self.tx
+                .prepare_cached(schema::FTS_DELETE)?
+                .execute([rowid])?;
+        }
+        self.index_text(rowid, item.text.as_deref(), item.metadata.as_ref())?;
         self.ops.push(Op::Put {
             rowid,
             id: id.clone(),
             vector: item.vector,
         });
         Ok(id)
+    }
+
+    /// Adds a row's text and searchable metadata values to the full-text index (nothing when
+    /// both are empty).
+    fn index_text(
+        &mut self,
+        rowid: i64,
+        text: Option<&str>,
+        metadata: Option<&Value>,
+    ) -> Result<()> {
+        let fields = searchable_values(&self.shard.profile.searchable_fields, metadata);
+        let text = text.filter(|t| !t.trim().is_empty());
+        if text.is_none() && fields.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .prepare_cached(schema::FTS_INSERT)?
+            .execute(params![rowid, text, fields])?;
+        Ok(())
     }
 
     fn update(&mut self, id: &str, update: Update, meta: Option<String>) -> Result<()> {
@@ -1346,6 +1659,16 @@ impl Writer<'_> {
             old_meta
         };
         let text = update.text.or(old_text);
+        self.tx
+            .prepare_cached(schema::FTS_DELETE)?
+            .execute([rowid])?;
+        let meta_value: Option<Value> = match &meta {
+            Some(m) if !self.shard.profile.searchable_fields.is_empty() => {
+                Some(serde_json::from_str(m)?)
+            }
+            _ => None,
+        };
+        self.index_text(rowid, text.as_deref(), meta_value.as_ref())?;
         let (seq, hlc) = self.stamp();
         self.tx
             .prepare_cached(schema::OVERWRITE_ITEM)?
@@ -1377,6 +1700,9 @@ impl Writer<'_> {
             return Err(Error::NotFound(id.to_string()));
         };
         let (seq, hlc) = self.stamp();
+        self.tx
+            .prepare_cached(schema::FTS_DELETE)?
+            .execute([rowid])?;
         self.tx
             .prepare_cached(schema::TOMBSTONE_ITEM)?
             .execute(params![rowid, cl + 1, hlc, &self.shard.site_id[..], seq])?;

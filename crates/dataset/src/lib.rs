@@ -239,6 +239,129 @@ pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[rank.clamp(1, values.len()) - 1]
 }
 
+/// One known-item query (`known_item.jsonl`): a base package's one-line synopsis and the base
+/// row it should find.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct KnownItem {
+    /// Row of `known_item_queries.npy` holding this query's vector.
+    pub query_id: usize,
+    /// The base row the query should find.
+    pub target_row: usize,
+    /// The target's package name.
+    pub package: String,
+    /// The query text.
+    pub query: String,
+}
+
+/// One base text of `texts.jsonl`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct BaseText {
+    /// `"base"` or `"query"`.
+    pub set: String,
+    /// Row within its set.
+    pub id: usize,
+    /// Package name (unique).
+    pub package: String,
+    /// Synopsis and description.
+    pub text: String,
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, DatasetError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| DatasetError::Format {
+                path: name.clone(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect()
+}
+
+/// The known-item set of a dataset directory: `known_item.jsonl`, the query vectors
+/// `known_item_queries.npy` and the base texts (the `"base"` lines of `texts.jsonl`, in row
+/// order).
+#[derive(Debug, Clone)]
+pub struct KnownItemSet {
+    /// The queries.
+    pub items: Vec<KnownItem>,
+    /// Their vectors `[queries, dim]`.
+    pub vectors: Matrix<f32>,
+    /// Base texts, index = base row.
+    pub base_texts: Vec<BaseText>,
+}
+
+impl KnownItemSet {
+    /// Loads the known-item files of `dir`.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for missing or malformed files.
+    pub fn load(dir: &Path) -> Result<KnownItemSet, DatasetError> {
+        let items: Vec<KnownItem> = read_jsonl(&dir.join("known_item.jsonl"))?;
+        let vectors = read_f32(dir.join("known_item_queries.npy"))?;
+        let base_texts: Vec<BaseText> = read_jsonl::<BaseText>(&dir.join("texts.jsonl"))?
+            .into_iter()
+            .filter(|t| t.set == "base")
+            .collect();
+        if base_texts.iter().enumerate().any(|(i, t)| t.id != i) {
+            return Err(DatasetError::Format {
+                path: dir.display().to_string(),
+                reason: "texts.jsonl base lines are not in row order".into(),
+            });
+        }
+        if items
+            .iter()
+            .any(|q| q.query_id >= vectors.rows || q.target_row >= base_texts.len())
+        {
+            return Err(DatasetError::Format {
+                path: dir.display().to_string(),
+                reason: "known_item.jsonl refers to rows that do not exist".into(),
+            });
+        }
+        Ok(KnownItemSet {
+            items,
+            vectors,
+            base_texts,
+        })
+    }
+}
+
+/// Known-item measures over a set of queries: mean reciprocal rank within the top 10, and the
+/// share of queries whose target is first (hit@1) or in the top 10 (hit@10).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KnownItemScore {
+    /// MRR@10.
+    pub mrr_at_10: f64,
+    /// hit@1.
+    pub hit_at_1: f64,
+    /// hit@10.
+    pub hit_at_10: f64,
+}
+
+impl KnownItemScore {
+    /// Scores 1-based ranks of the targets (`None`: not in the ranking).
+    pub fn from_ranks(ranks: &[Option<usize>]) -> KnownItemScore {
+        let n = ranks.len().max(1) as f64;
+        let within = |r: &&Option<usize>| r.is_some_and(|r| r <= 10);
+        KnownItemScore {
+            mrr_at_10: ranks
+                .iter()
+                .filter(within)
+                .map(|r| 1.0 / r.unwrap() as f64)
+                .sum::<f64>()
+                / n,
+            hit_at_1: ranks.iter().filter(|r| **r == Some(1)).count() as f64 / n,
+            hit_at_10: ranks.iter().filter(within).count() as f64 / n,
+        }
+    }
+}
+
 /// The shared dataset directory `../shared/data/<name>` relative to the workspace root (or
 /// `$SQLITE_VECTOR_DATA/<name>` when that variable is set), if it exists.
 pub fn shared_dataset(name: &str) -> Option<PathBuf> {
@@ -272,6 +395,14 @@ mod tests {
         assert!((r - 2.0 / 3.0).abs() < 1e-12);
         // Missing results are misses.
         assert!((recall_at_k(&[5], &[0.1], &gt_ids, &gt_dist, 3) - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn known_item_scores() {
+        let s = KnownItemScore::from_ranks(&[Some(1), Some(2), None, Some(11)]);
+        assert!((s.mrr_at_10 - 1.5 / 4.0).abs() < 1e-12);
+        assert_eq!(s.hit_at_1, 0.25);
+        assert_eq!(s.hit_at_10, 0.5);
     }
 
     #[test]

@@ -421,3 +421,157 @@ fn fixture_of_format_v1_opens() {
         Err(sqlite_vector::Error::NotFound(_))
     ));
 }
+
+#[test]
+fn text_search_ranks_filters_and_follows_writes() {
+    let profile = Profile::new(4, Metric::Cosine).with_searchable_fields(["title", "tags"]);
+    let shard = Shard::in_memory(&profile).unwrap();
+    let v = random_vectors(6, 4, 21);
+    let docs = [
+        (
+            "rust-book",
+            "The Rust programming language book",
+            json!({"title": "Rust book", "lang": "rust"}),
+        ),
+        (
+            "go-tour",
+            "A tour of the Go programming language",
+            json!({"title": "Go tour", "lang": "go"}),
+        ),
+        (
+            "cafe",
+            "Notes from a café in Paris",
+            json!({"title": "Travel", "tags": ["coffee", "paris"]}),
+        ),
+        (
+            "tokio",
+            "An asynchronous runtime for Rust",
+            json!({"title": "Tokio", "lang": "rust"}),
+        ),
+        ("empty", "", json!({"lang": "none"})),
+        ("plain", "Nothing to see", json!({})),
+    ];
+    for (i, (id, text, meta)) in docs.iter().enumerate() {
+        shard
+            .insert(
+                NewItem::new(v[i].clone())
+                    .with_id(*id)
+                    .with_text(*text)
+                    .with_metadata(meta.clone()),
+            )
+            .unwrap();
+    }
+    let p = SearchParams::k(10);
+    let hits = shard.search_text("rust runtime", &p).unwrap();
+    assert_eq!(ids(&hits)[0], "tokio", "matches both words");
+    assert_eq!(ids(&hits), ["tokio", "rust-book"]);
+    assert!(hits[0].score > hits[1].score && hits[1].score > 0.0);
+    assert_eq!(
+        hits[0].text.as_deref(),
+        Some("An asynchronous runtime for Rust")
+    );
+    // Diacritics folded; searchable metadata fields indexed (strings inside arrays too).
+    assert_eq!(ids(&shard.search_text("cafe", &p).unwrap()), ["cafe"]);
+    assert_eq!(ids(&shard.search_text("coffee", &p).unwrap()), ["cafe"]);
+    // A filter applies to the text ranking.
+    let f: Filter = r#"{"lang": "go"}"#.parse().unwrap();
+    let hits = shard
+        .search_text("programming language", &SearchParams::k(10).with_filter(f))
+        .unwrap();
+    assert_eq!(ids(&hits), ["go-tour"]);
+    // FTS5 syntax in user text is inert.
+    for hostile in [
+        "\"rust",
+        "rust*",
+        "NEAR(rust go)",
+        "rust -go",
+        "title:rust",
+        "rust OR",
+        "C++ (",
+        "a\"b",
+    ] {
+        shard.search_text(hostile, &p).unwrap();
+    }
+    assert!(matches!(
+        shard.search_text("  ?! ", &p),
+        Err(sqlite_vector::Error::InvalidArgument(_))
+    ));
+    // Updates re-index; deletes un-index.
+    shard
+        .update(
+            "tokio",
+            Update {
+                text: Some("An event loop".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        ids(&shard.search_text("runtime", &p).unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&shard.search_text("event loop", &p).unwrap()),
+        ["tokio"]
+    );
+    shard.delete("rust-book").unwrap();
+    assert!(shard.search_text("book", &p).unwrap().is_empty());
+    shard
+        .upsert(
+            NewItem::new(v[0].clone())
+                .with_id("go-tour")
+                .with_text("replaced"),
+        )
+        .unwrap();
+    assert!(
+        shard.search_text("tour", &p).unwrap().is_empty(),
+        "upsert replaces indexed text"
+    );
+    assert_eq!(
+        ids(&shard.search_text("replaced", &p).unwrap()),
+        ["go-tour"]
+    );
+}
+
+#[test]
+fn hybrid_fuses_by_reciprocal_rank() {
+    let shard = Shard::in_memory(&Profile::new(2, Metric::Cosine)).unwrap();
+    // Vector ranking for query [1, 0]: a, b, c. Text ranking for "zebra": c (twice), b.
+    let items = [
+        ("a", [1.0, 0.0], "apple"),
+        ("b", [0.9, 0.3], "zebra apple"),
+        ("c", [0.5, 0.8], "zebra zebra"),
+    ];
+    for (id, v, t) in items {
+        shard
+            .insert(NewItem::new(v.to_vec()).with_id(id).with_text(t))
+            .unwrap();
+    }
+    let h = sqlite_vector::HybridParams::default();
+    let hits = shard
+        .search_hybrid(&[1.0, 0.0], "zebra", &SearchParams::k(3), &h)
+        .unwrap();
+    // b: 1/62 + 1/62; a: 1/61; c: 1/63 + 1/61.
+    let expect = [
+        ("c", 1.0 / 63.0 + 1.0 / 61.0),
+        ("b", 2.0 / 62.0),
+        ("a", 1.0 / 61.0),
+    ];
+    assert_eq!(ids(&hits), expect.iter().map(|e| e.0).collect::<Vec<_>>());
+    for (hit, (_, s)) in hits.iter().zip(expect) {
+        assert!((hit.score - s as f32).abs() < 1e-6);
+    }
+    // Text weight 0: the vector ranking alone.
+    let h0 = sqlite_vector::HybridParams {
+        text_weight: 0.0,
+        ..h
+    };
+    let hits = shard
+        .search_hybrid(&[1.0, 0.0], "zebra", &SearchParams::k(3), &h0)
+        .unwrap();
+    assert_eq!(ids(&hits), ["a", "b", "c"]);
+    let bad = sqlite_vector::HybridParams { rrf_k: 0.0, ..h };
+    assert!(shard
+        .search_hybrid(&[1.0, 0.0], "zebra", &SearchParams::k(3), &bad)
+        .is_err());
+}
