@@ -23,7 +23,7 @@
 //! * `temp_store=MEMORY`: sorter and temporary b-trees stay off disk.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value as SqlValue;
@@ -328,7 +328,14 @@ pub struct Shard {
     kernels: &'static Kernels,
     state: RwLock<State>,
     conn: Mutex<Conn>,
+    /// The matching slots of recently used filters, each valid for one state version
+    /// (`State::last_seq`): agents repeat the same filter, and evaluating it costs one pass
+    /// over the metadata. Most recent first, at most [`FILTER_CACHE`] entries.
+    filter_cache: Mutex<Vec<(Filter, i64, Arc<Vec<u32>>)>>,
 }
+
+/// Filters whose matching slots a shard remembers.
+const FILTER_CACHE: usize = 8;
 
 enum Op {
     Put {
@@ -783,6 +790,7 @@ impl Shard {
             format_version: schema::FORMAT_VERSION,
             kernels: Kernels::best(),
             state: RwLock::new(state),
+            filter_cache: Mutex::new(Vec::new()),
             conn: Mutex::new(Conn {
                 db,
                 rng: (seed as u64) | 1,
@@ -1127,10 +1135,7 @@ impl Shard {
             self.catch_up_if_stale()?;
             let st = self.read_state();
             let filtered = match &params.filter {
-                Some(f) if !f.is_empty() => {
-                    let c = self.lock_conn();
-                    Some(self.filter_slots(&c.db, &st.arena, f)?)
-                }
+                Some(f) if !f.is_empty() => Some(self.cached_filter_slots(&st, f)?),
                 _ => None,
             };
             let cands = st.arena.scan(
@@ -1139,7 +1144,7 @@ impl Shard {
                 query,
                 q_inv,
                 params.k,
-                filtered.as_deref(),
+                filtered.as_deref().map(Vec::as_slice),
             );
             let c = self.lock_conn();
             let mut stmt = c.db.prepare_cached(schema::GET_HIT)?;
@@ -1378,6 +1383,37 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// [`Shard::filter_slots`] through the cache of recent filters.
+    fn cached_filter_slots(&self, st: &State, filter: &Filter) -> Result<Arc<Vec<u32>>> {
+        {
+            let mut cache = self
+                .filter_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = cache
+                .iter()
+                .position(|(f, seq, _)| *seq == st.last_seq && f == filter)
+            {
+                let entry = cache.remove(i);
+                let slots = entry.2.clone();
+                cache.insert(0, entry);
+                return Ok(slots);
+            }
+        }
+        let slots = {
+            let c = self.lock_conn();
+            Arc::new(self.filter_slots(&c.db, &st.arena, filter)?)
+        };
+        let mut cache = self
+            .filter_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|(_, seq, _)| *seq == st.last_seq);
+        cache.insert(0, (filter.clone(), st.last_seq, slots.clone()));
+        cache.truncate(FILTER_CACHE);
+        Ok(slots)
     }
 
     /// Slots (ascending) of the live items matching `filter`.

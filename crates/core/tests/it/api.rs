@@ -575,3 +575,43 @@ fn hybrid_fuses_by_reciprocal_rank() {
         .search_hybrid(&[1.0, 0.0], "zebra", &SearchParams::k(3), &bad)
         .is_err());
 }
+
+#[test]
+fn repeated_filters_see_every_write() {
+    // The same filter is served from a cache keyed by the shard's version: every write, from
+    // this handle or another connection, must show up in the next filtered search.
+    let (_d, path, shard) = temp_shard(3, Metric::Cosine);
+    let other = Shard::open(&path).unwrap();
+    let f: Filter = r#"{"tag": "x"}"#.parse().unwrap();
+    let p = SearchParams::k(10).with_filter(f);
+    let q = [1.0, 0.0, 0.0];
+    assert!(shard.search(&q, &p).unwrap().is_empty());
+    shard
+        .insert(
+            NewItem::new(vec![1.0, 0.1, 0.0])
+                .with_id("a")
+                .with_metadata(json!({"tag": "x"})),
+        )
+        .unwrap();
+    assert_eq!(ids(&shard.search(&q, &p).unwrap()), ["a"]);
+    other
+        .insert(
+            NewItem::new(vec![1.0, 0.2, 0.0])
+                .with_id("b")
+                .with_metadata(json!({"tag": "x"})),
+        )
+        .unwrap();
+    assert_eq!(ids(&shard.search(&q, &p).unwrap()), ["a", "b"]);
+    shard
+        .update(
+            "a",
+            Update {
+                metadata: Some(json!({"tag": "y"})),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(ids(&shard.search(&q, &p).unwrap()), ["b"]);
+    other.delete("b").unwrap();
+    assert!(shard.search(&q, &p).unwrap().is_empty());
+}
