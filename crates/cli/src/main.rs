@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sqlite_vector::{Durability, Filter, Metric, Profile, SearchParams, Shard};
+use sqlite_vector::{
+    Durability, Filter, Hit, HybridParams, ManagerOptions, Metric, Profile, SearchParams, Shard,
+    ShardFailure, ShardManager, Targets,
+};
 
 /// Embedded vector database for AI agents: SQLite shards, exact SIMD search.
 #[derive(Parser)]
@@ -45,38 +48,9 @@ enum Command {
     /// Import vectors from a .npy file (with ids/metadata/text from JSONL) or from JSONL lines
     /// that carry a vector.
     Import(import::ImportArgs),
-    /// Search a shard with a query vector.
-    Search {
-        /// Shard file.
-        path: PathBuf,
-        /// Query vector as a JSON array, e.g. '[0.1, 0.2, 0.3]'.
-        #[arg(long, conflicts_with = "npy")]
-        vector: Option<String>,
-        /// Read the query from a row of a .npy file (f32 [n, dim]).
-        #[arg(long, requires = "row")]
-        npy: Option<PathBuf>,
-        /// Row of --npy to use.
-        #[arg(long)]
-        row: Option<usize>,
-        /// Number of hits.
-        #[arg(long, short, default_value_t = 10)]
-        k: usize,
-        /// Metadata filter as JSON, e.g. '{"kind": "python", "words": {"$gte": 50}}'.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Metric override: cosine, l2 or dot.
-        #[arg(long)]
-        metric: Option<Metric>,
-        /// Keep hits with score ≥ this (cosine, dot).
-        #[arg(long)]
-        min_score: Option<f32>,
-        /// Keep hits with L2 distance ≤ this (l2).
-        #[arg(long)]
-        max_distance: Option<f32>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Search a shard (PATH) or several shards of a root (--root with --shard/--prefix): by
+    /// vector, by text (BM25, --text), or both fused (--hybrid).
+    Search(SearchArgs),
     /// Print one item as JSON.
     Get {
         /// Shard file.
@@ -103,6 +77,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the shards of a root directory.
+    Shards {
+        #[command(subcommand)]
+        command: ShardsCommand,
+    },
     /// Benchmark on a dataset directory (shared/data/FORMAT.md layout) or synthetic data.
     Bench(bench::BenchArgs),
     /// A tour on the built-in sample of 2,000 Debian package descriptions (no setup, no network).
@@ -110,6 +89,113 @@ enum Command {
         /// Keep the demo shard at this path instead of a temporary file.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// Shard file (or use --root with --shard / --prefix).
+    #[arg(required_unless_present = "root", conflicts_with = "root")]
+    path: Option<PathBuf>,
+    /// Root directory of a shard manager.
+    #[arg(long, requires = "targets")]
+    root: Option<PathBuf>,
+    /// Shard name under --root (repeatable).
+    #[arg(long = "shard", group = "targets")]
+    shards: Vec<String>,
+    /// Every shard under --root whose name starts with this (e.g. team-a/).
+    #[arg(long, group = "targets")]
+    prefix: Option<String>,
+    /// Query vector as a JSON array, e.g. '[0.1, 0.2, 0.3]'.
+    #[arg(long, conflicts_with = "npy")]
+    vector: Option<String>,
+    /// Read the query vector from a row of a .npy file (f32 [n, dim]).
+    #[arg(long, requires = "row")]
+    npy: Option<PathBuf>,
+    /// Row of --npy to use.
+    #[arg(long)]
+    row: Option<usize>,
+    /// Text query: BM25 full-text search (with --hybrid: fused with the vector ranking).
+    #[arg(long)]
+    text: Option<String>,
+    /// Fuse the vector and text rankings by reciprocal rank fusion (needs a vector and --text).
+    #[arg(long, requires = "text")]
+    hybrid: bool,
+    /// RRF constant for --hybrid.
+    #[arg(long, default_value_t = 60.0)]
+    rrf_k: f32,
+    /// Number of hits.
+    #[arg(long, short, default_value_t = 10)]
+    k: usize,
+    /// Metadata filter as JSON, e.g. '{"kind": "python", "words": {"$gte": 50}}'.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Metric override: cosine, l2 or dot.
+    #[arg(long)]
+    metric: Option<Metric>,
+    /// Keep hits with score ≥ this (cosine, dot, BM25, RRF).
+    #[arg(long)]
+    min_score: Option<f32>,
+    /// Keep hits with L2 distance ≤ this (l2).
+    #[arg(long)]
+    max_distance: Option<f32>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ShardsCommand {
+    /// List shards (name, profile, size), optionally under a namespace prefix.
+    List {
+        /// Root directory.
+        #[arg(long)]
+        root: PathBuf,
+        /// Only names starting with this (e.g. team-a/).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a shard, e.g. `shards create team-a/coder --root DIR --dim 384`.
+    Create {
+        /// Shard name: [A-Za-z0-9._-] segments separated by '/'.
+        name: String,
+        /// Root directory (created if missing).
+        #[arg(long)]
+        root: PathBuf,
+        /// Vector dimension.
+        #[arg(long)]
+        dim: usize,
+        /// Metric: cosine, l2 or dot.
+        #[arg(long, default_value = "cosine")]
+        metric: Metric,
+        /// Durability: full or normal.
+        #[arg(long, default_value = "normal")]
+        durability: Durability,
+        /// Id of the embedding model the vectors come from.
+        #[arg(long)]
+        model: Option<String>,
+        /// Metadata fields indexed for full-text search (repeatable).
+        #[arg(long = "searchable")]
+        searchable: Vec<String>,
+    },
+    /// Drop a shard and its files.
+    Drop {
+        /// Shard name.
+        name: String,
+        /// Root directory.
+        #[arg(long)]
+        root: PathBuf,
+    },
+    /// Show a shard's stats.
+    Stats {
+        /// Shard name.
+        name: String,
+        /// Root directory.
+        #[arg(long)]
+        root: PathBuf,
     },
 }
 
@@ -161,6 +247,207 @@ fn parse_vector(s: &str) -> CliResult<Vec<f32>> {
         .map_err(|e| user(format!("--vector must be a JSON array of numbers: {e}")))
 }
 
+fn query_vector(args: &SearchArgs) -> CliResult<Option<Vec<f32>>> {
+    match (&args.vector, &args.npy, args.row) {
+        (Some(v), _, _) => Ok(Some(parse_vector(v)?)),
+        (None, Some(p), Some(r)) => {
+            let m = sqlite_vector_dataset::read_f32(p)?;
+            if r >= m.rows {
+                return Err(user(format!(
+                    "--row {r} is out of range: {} has {} rows",
+                    p.display(),
+                    m.rows
+                )));
+            }
+            Ok(Some(m.row(r).to_vec()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A hit and the shard it came from (`None` for a single shard file).
+type Located = (Option<String>, Hit);
+
+fn search(args: SearchArgs) -> CliResult {
+    let vector = query_vector(&args)?;
+    let params = SearchParams {
+        k: args.k,
+        metric: args.metric,
+        min_score: args.min_score,
+        max_distance: args.max_distance,
+        filter: args
+            .filter
+            .as_deref()
+            .map(str::parse::<Filter>)
+            .transpose()?,
+    };
+    let hybrid = HybridParams {
+        rrf_k: args.rrf_k,
+        ..HybridParams::default()
+    };
+    enum Mode<'a> {
+        Vector(&'a [f32]),
+        Text(&'a str),
+        Hybrid(&'a [f32], &'a str),
+    }
+    let mode = match (&vector, &args.text, args.hybrid) {
+        (Some(v), Some(t), true) => Mode::Hybrid(v, t),
+        (None, _, true) => return Err(user("--hybrid needs a query vector (--vector or --npy)")),
+        (Some(_), Some(_), false) => {
+            return Err(user("give a vector or --text, or both with --hybrid"))
+        }
+        (Some(v), None, _) => Mode::Vector(v),
+        (None, Some(t), false) => Mode::Text(t),
+        (None, None, _) => {
+            return Err(user(
+                "give the query with --vector JSON, --npy FILE --row N, or --text",
+            ))
+        }
+    };
+    let t = std::time::Instant::now();
+    let (hits, failures, higher): (Vec<Located>, Vec<ShardFailure>, bool) =
+        match (&args.path, &args.root) {
+            (Some(path), _) => {
+                let shard = Shard::open(path)?;
+                let higher = match mode {
+                    Mode::Vector(_) => params
+                        .metric
+                        .unwrap_or(shard.profile().metric)
+                        .higher_is_better(),
+                    _ => true,
+                };
+                let hits = match mode {
+                    Mode::Vector(v) => shard.search(v, &params)?,
+                    Mode::Text(t) => shard.search_text(t, &params)?,
+                    Mode::Hybrid(v, t) => shard.search_hybrid(v, t, &params, &hybrid)?,
+                };
+                (
+                    hits.into_iter().map(|h| (None, h)).collect(),
+                    Vec::new(),
+                    higher,
+                )
+            }
+            (None, Some(root)) => {
+                let manager = ShardManager::open(root, ManagerOptions::default())?;
+                let names: Vec<&str> = args.shards.iter().map(String::as_str).collect();
+                let targets = match &args.prefix {
+                    Some(p) => Targets::Prefix(p),
+                    None => Targets::Names(&names),
+                };
+                let (multi, higher) = match mode {
+                    Mode::Vector(v) => {
+                        let m = manager.search(targets, v, &params)?;
+                        let metric = match (params.metric, m.hits.first()) {
+                            (Some(x), _) => x,
+                            (None, Some(h)) => manager.open_shard(&h.shard)?.profile().metric,
+                            (None, None) => Metric::Cosine,
+                        };
+                        (m, metric.higher_is_better())
+                    }
+                    Mode::Text(t) => (manager.search_text(targets, t, &params)?, true),
+                    Mode::Hybrid(v, t) => (
+                        manager.search_hybrid(targets, v, t, &params, &hybrid)?,
+                        true,
+                    ),
+                };
+                let hits = multi
+                    .hits
+                    .into_iter()
+                    .map(|h| (Some(h.shard), h.hit))
+                    .collect();
+                (hits, multi.failures, higher)
+            }
+            (None, None) => return Err(user("give a shard file or --root")),
+        };
+    let us = t.elapsed().as_secs_f64() * 1e6;
+    for f in &failures {
+        eprintln!("warning: shard {:?} failed: {}", f.shard, f.error);
+    }
+    if args.json {
+        let rows: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|(shard, h)| {
+                let mut v = serde_json::to_value(h).expect("hits serialise");
+                if let Some(s) = shard {
+                    v["shard"] = serde_json::Value::String(s.clone());
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    } else {
+        let label = if higher { "score" } else { "distance" };
+        println!("{:>4}  {:>9}  id", "rank", label);
+        for (i, (shard, h)) in hits.iter().enumerate() {
+            match shard {
+                Some(s) => println!("{:>4}  {:>9.4}  {s}:{}", i + 1, h.score, h.id),
+                None => println!("{:>4}  {:>9.4}  {}", i + 1, h.score, h.id),
+            }
+        }
+        eprintln!("{} hits in {us:.0} µs", hits.len());
+    }
+    Ok(())
+}
+
+fn shards(command: ShardsCommand) -> CliResult {
+    match command {
+        ShardsCommand::List { root, prefix, json } => {
+            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let list = manager.list(prefix.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+            } else {
+                println!(
+                    "{:<40} {:>6} {:>7} {:>12}  model",
+                    "name", "dim", "metric", "bytes"
+                );
+                for s in &list {
+                    println!(
+                        "{:<40} {:>6} {:>7} {:>12}  {}",
+                        s.name,
+                        s.profile.dimension,
+                        s.profile.metric,
+                        s.bytes_on_disk,
+                        s.profile.embedding_model.as_deref().unwrap_or("-")
+                    );
+                }
+                eprintln!("{} shard(s)", list.len());
+            }
+        }
+        ShardsCommand::Create {
+            name,
+            root,
+            dim,
+            metric,
+            durability,
+            model,
+            searchable,
+        } => {
+            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let mut profile = Profile::new(dim, metric)
+                .with_durability(durability)
+                .with_searchable_fields(searchable);
+            profile.embedding_model = model;
+            manager.create(&name, &profile)?;
+            println!(
+                "created shard {name} (dim {dim}, {metric}) in {}",
+                root.display()
+            );
+        }
+        ShardsCommand::Drop { name, root } => {
+            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            manager.drop_shard(&name)?;
+            println!("dropped shard {name}");
+        }
+        ShardsCommand::Stats { name, root } => {
+            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let s = manager.stats(&name)?;
+            println!("{}", serde_json::to_string_pretty(&s).expect("json"));
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Create {
@@ -179,67 +466,8 @@ fn run(cli: Cli) -> CliResult {
             );
         }
         Command::Import(args) => import::run(args)?,
-        Command::Search {
-            path,
-            vector,
-            npy,
-            row,
-            k,
-            filter,
-            metric,
-            min_score,
-            max_distance,
-            json,
-        } => {
-            let query = match (vector, npy, row) {
-                (Some(v), _, _) => parse_vector(&v)?,
-                (None, Some(p), Some(r)) => {
-                    let m = sqlite_vector_dataset::read_f32(&p)?;
-                    if r >= m.rows {
-                        return Err(user(format!(
-                            "--row {r} is out of range: {} has {} rows",
-                            p.display(),
-                            m.rows
-                        )));
-                    }
-                    m.row(r).to_vec()
-                }
-                _ => {
-                    return Err(user(
-                        "give the query with --vector JSON or --npy FILE --row N",
-                    ))
-                }
-            };
-            let shard = Shard::open(&path)?;
-            let params = SearchParams {
-                k,
-                metric,
-                min_score,
-                max_distance,
-                filter: filter.as_deref().map(str::parse::<Filter>).transpose()?,
-            };
-            let t = std::time::Instant::now();
-            let hits = shard.search(&query, &params)?;
-            let us = t.elapsed().as_secs_f64() * 1e6;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&hits).expect("hits serialise")
-                );
-            } else {
-                let m = metric.unwrap_or(shard.profile().metric);
-                let label = if m.higher_is_better() {
-                    "score"
-                } else {
-                    "distance"
-                };
-                println!("{:>4}  {:>9}  id", "rank", label);
-                for (i, h) in hits.iter().enumerate() {
-                    println!("{:>4}  {:>9.4}  {}", i + 1, h.score, h.id);
-                }
-                eprintln!("{} hits in {us:.0} µs", hits.len());
-            }
-        }
+        Command::Search(args) => search(args)?,
+        Command::Shards { command } => shards(command)?,
         Command::Get { path, id } => {
             let shard = Shard::open(&path)?;
             let item = shard.get(&id)?;

@@ -52,6 +52,7 @@ pub mod codec;
 pub mod distance;
 mod error;
 pub mod filter;
+pub mod manager;
 mod profile;
 pub mod schema;
 pub mod shard;
@@ -60,6 +61,8 @@ mod topk;
 
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use manager::{
+    ManagerOptions, MultiSearch, ShardFailure, ShardHit, ShardInfo, ShardManager, Targets,
 };
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
 pub use shard::{

@@ -184,6 +184,33 @@ impl Default for HybridParams {
     }
 }
 
+impl HybridParams {
+    /// Checks the values for a search of `k` hits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a non-positive or non-finite `rrf_k`, a negative or
+    /// non-finite weight, or `candidates` outside `k ..= MAX_K`.
+    pub fn validate(&self, k: usize) -> Result<()> {
+        let finite_non_negative = |w: f32| w.is_finite() && w >= 0.0;
+        let valid = self.rrf_k.is_finite()
+            && self.rrf_k > 0.0
+            && finite_non_negative(self.vector_weight)
+            && finite_non_negative(self.text_weight);
+        if !valid {
+            return Err(Error::InvalidArgument(
+                "rrf_k must be > 0 and weights ≥ 0 (finite)".into(),
+            ));
+        }
+        if self.candidates < k || self.candidates > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "candidates must be k..={MAX_K}, got {}",
+                self.candidates
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Fuses rankings (best first) by reciprocal rank fusion: `Σ w / (rrf_k + rank)`, rank from 1.
 /// Returns the best `k`; equal fused scores are ordered by the rankings in the order given, then
 /// by id; hits below `min_score` are dropped. Public so that search
@@ -331,8 +358,11 @@ pub struct Shard {
     /// The matching slots of recently used filters, each valid for one state version
     /// (`State::last_seq`): agents repeat the same filter, and evaluating it costs one pass
     /// over the metadata. Most recent first, at most [`FILTER_CACHE`] entries.
-    filter_cache: Mutex<Vec<(Filter, i64, Arc<Vec<u32>>)>>,
+    filter_cache: Mutex<FilterCache>,
 }
+
+/// Entries of [`Shard`]'s filter cache: filter, state version, matching slots.
+type FilterCache = Vec<(Filter, i64, Arc<Vec<u32>>)>;
 
 /// Filters whose matching slots a shard remembers.
 const FILTER_CACHE: usize = 8;
@@ -561,6 +591,12 @@ impl Shard {
         // Must precede WAL mode and the first table. See `page_size_for`.
         db.pragma_update(None, "page_size", page_size_for(profile.dimension))?;
         Self::configure(&db, profile.durability)?;
+        // Under `normal`, the creating transaction itself skips the fsyncs of a fresh WAL (its
+        // header sync and the directory sync): nothing has been acknowledged yet, and a shard
+        // cut short by a power loss fails to open as "not a shard" instead of holding bad data.
+        if profile.durability == Durability::Normal {
+            db.pragma_update(None, "synchronous", "OFF")?;
+        }
         let tx = db.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         let exists: bool = tx.query_row(
             "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'meta'",
@@ -604,6 +640,9 @@ impl Shard {
             )?;
         }
         tx.commit()?;
+        if profile.durability == Durability::Normal {
+            db.pragma_update(None, "synchronous", "NORMAL")?;
+        }
         Self::finish_open(db, path, profile.clone(), schema::FORMAT_VERSION)
     }
 
@@ -679,6 +718,10 @@ impl Shard {
                 db.pragma_update(None, "synchronous", "OFF")?;
             }
             Durability::Full | Durability::Normal => {
+                // No fsync while switching a new file to WAL (it would go through a rollback
+                // journal under the default synchronous=FULL: four fsyncs, most of the cost of
+                // creating a shard); the mode's own level is set right after.
+                db.pragma_update(None, "synchronous", "OFF")?;
                 let mode: String =
                     db.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
                 if !mode.eq_ignore_ascii_case("wal") {
@@ -693,6 +736,15 @@ impl Shard {
                 };
                 db.pragma_update(None, "synchronous", sync)?;
                 db.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
+                // Under `normal`, closing does not checkpoint: the WAL stays beside the file and
+                // is read on the next open. A checkpoint at close costs four fsyncs (about 1 ms),
+                // and `normal` promises durability against process crashes, which the WAL gives;
+                // power loss can roll back the last commits but never corrupts (WAL frames are
+                // checksummed). `full` checkpoints at close as SQLite does by default.
+                db.set_db_config(
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                    durability == Durability::Normal,
+                )?;
             }
         }
         db.pragma_update(None, "cache_size", -8192i64)?;
@@ -1309,20 +1361,7 @@ impl Shard {
         params: &SearchParams,
         hybrid: &HybridParams,
     ) -> Result<Vec<Hit>> {
-        if !(hybrid.rrf_k > 0.0 && hybrid.rrf_k.is_finite())
-            || !(hybrid.vector_weight >= 0.0 && hybrid.text_weight >= 0.0)
-            || !(hybrid.vector_weight.is_finite() && hybrid.text_weight.is_finite())
-        {
-            return Err(Error::InvalidArgument(
-                "rrf_k must be > 0 and weights ≥ 0 (finite)".into(),
-            ));
-        }
-        if hybrid.candidates < params.k || hybrid.candidates > MAX_K {
-            return Err(Error::InvalidArgument(format!(
-                "candidates must be k..={MAX_K}, got {}",
-                hybrid.candidates
-            )));
-        }
+        hybrid.validate(params.k)?;
         let sub = SearchParams {
             k: hybrid.candidates,
             metric: params.metric,

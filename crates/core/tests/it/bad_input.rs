@@ -339,8 +339,13 @@ fn foreign_truncated_and_missing_files() {
         .unwrap();
     assert_eq!(n, 1, "the foreign database is untouched");
 
-    // A shard cut short.
-    let (_d, path, shard) = temp_shard(64, Metric::L2);
+    // A shard cut short (durability full: checkpointed at close, so the file holds the data).
+    let path = dir.path().join("full.db");
+    let shard = Shard::create(
+        &path,
+        &Profile::new(64, Metric::L2).with_durability(sqlite_vector::Durability::Full),
+    )
+    .unwrap();
     fill(&shard, &random_vectors(2000, 64, 1));
     drop(shard);
     let bytes = std::fs::read(&path).unwrap();

@@ -1,0 +1,352 @@
+//! The `sqlite-vector` binary end to end: every subcommand on real files, and the exit codes and
+//! messages of bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sqlite-vector"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail with `code` and a message containing `needle`.
+fn fails(args: &[&str], code: i32, needle: &str) {
+    let out = run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err:?}"
+    );
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn create_import_search_get_delete_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let jsonl = dir.path().join("items.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            r#"{"id": "a", "vector": [1, 0, 0], "metadata": {"lang": "rust"}, "text": "fearless concurrency"}"#,
+            "\n",
+            r#"{"id": "b", "vector": [0, 1, 0], "metadata": {"lang": "go"}, "text": "goroutines and channels"}"#,
+            "\n",
+            r#"{"id": 7, "vector": [0.7, 0.7, 0], "lang": "rust", "text": "ownership"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    ok(&["create", p(&db), "--dim", "3", "--metric", "cosine"]);
+    let out = ok(&["import", p(&db), "--jsonl", p(&jsonl)]);
+    assert!(out.contains("imported 3 items"), "{out}");
+
+    let out = ok(&[
+        "search",
+        p(&db),
+        "--vector",
+        "[1, 0.1, 0]",
+        "--k",
+        "2",
+        "--json",
+    ]);
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits[0]["id"], "a");
+    assert_eq!(hits[1]["id"], "7");
+    assert_eq!(
+        hits[1]["metadata"]["lang"], "rust",
+        "top-level fields became metadata"
+    );
+
+    let out = ok(&[
+        "search",
+        p(&db),
+        "--vector",
+        "[1, 0.1, 0]",
+        "--filter",
+        r#"{"lang": "go"}"#,
+        "--json",
+    ]);
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 1);
+    assert_eq!(hits[0]["id"], "b");
+
+    let out = ok(&["search", p(&db), "--text", "goroutines", "--json"]);
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits[0]["id"], "b");
+    let out = ok(&[
+        "search",
+        p(&db),
+        "--vector",
+        "[1, 0, 0]",
+        "--text",
+        "ownership",
+        "--hybrid",
+        "--json",
+    ]);
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        hits[0]["id"], "7",
+        "first in text, second in vector: fused first"
+    );
+
+    let item: serde_json::Value = serde_json::from_str(&ok(&["get", p(&db), "a"])).unwrap();
+    assert_eq!(item["vector"], serde_json::json!([1.0, 0.0, 0.0]));
+    assert_eq!(item["text"], "fearless concurrency");
+
+    ok(&["delete", p(&db), "a"]);
+    fails(&["get", p(&db), "a"], 2, "unknown id: \"a\"");
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(&["stats", p(&db), "--json", "--check"])).unwrap();
+    assert_eq!(stats["count"], 2);
+    assert_eq!(stats["tombstones"], 1);
+    assert_eq!(stats["dimension"], 3);
+}
+
+#[test]
+fn import_npy_with_jsonl_and_search_by_npy_row() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    ok(&["create", p(&db), "--dim", "384"]);
+    let out = ok(&[
+        "import",
+        p(&db),
+        "--npy",
+        p(&sample.join("base.npy")),
+        "--jsonl",
+        p(&sample.join("items.jsonl")),
+        "--batch",
+        "700",
+    ]);
+    assert!(out.contains("imported 2000 items"), "{out}");
+    let out = ok(&[
+        "search",
+        p(&db),
+        "--npy",
+        p(&sample.join("queries.npy")),
+        "--row",
+        "2",
+        "--k",
+        "1",
+        "--json",
+    ]);
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits[0]["id"], "libdbusada0.6.0");
+    fails(
+        &[
+            "search",
+            p(&db),
+            "--npy",
+            p(&sample.join("queries.npy")),
+            "--row",
+            "50",
+        ],
+        2,
+        "out of range",
+    );
+}
+
+#[test]
+fn bad_input_exit_codes_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    ok(&["create", p(&db), "--dim", "3"]);
+    fails(&["create", p(&db), "--dim", "3"], 2, "already exists");
+    fails(
+        &["search", p(&db), "--vector", "[1, 2]"],
+        2,
+        "dimension mismatch: shard has 3, got 2",
+    );
+    fails(
+        &["search", p(&db), "--vector", "[1, 2"],
+        2,
+        "JSON array of numbers",
+    );
+    fails(
+        &["search", p(&db), "--vector", "[1, 0, 0]", "--k", "0"],
+        2,
+        "k must be",
+    );
+    fails(
+        &[
+            "search",
+            p(&db),
+            "--vector",
+            "[1, 0, 0]",
+            "--filter",
+            "{bad",
+        ],
+        2,
+        "invalid filter",
+    );
+    fails(&["search", p(&db), "--text", "?!"], 2, "no words");
+    fails(&["delete", p(&db), "nope"], 2, "unknown id");
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"x\", \"vector\": [1, 0, 0]}\n{\"id\": \"y\", \"vector\": [1, 0]}\n",
+    )
+    .unwrap();
+    fails(
+        &["import", p(&db), "--jsonl", p(&bad)],
+        2,
+        "dimension mismatch",
+    );
+    std::fs::write(&bad, "{\"id\": \"x\", \"vector\": [1, 0, 0]}\nnot json\n").unwrap();
+    fails(
+        &["import", p(&db), "--jsonl", p(&bad)],
+        2,
+        "line 2: malformed JSON",
+    );
+    std::fs::write(
+        &bad,
+        "{\"id\": \"x\", \"vector\": [1, 0, 0], \"metadata\": [1]}\n",
+    )
+    .unwrap();
+    fails(
+        &["import", p(&db), "--jsonl", p(&bad)],
+        2,
+        "must be a JSON object",
+    );
+    // Nothing of the failed imports was written.
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", p(&db), "--json"])).unwrap();
+    assert_eq!(stats["count"], 0);
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "just some text, long enough to not be a database header at all",
+    )
+    .unwrap();
+    fails(&["stats", p(&text)], 2, "not a SQLite database");
+    fails(
+        &["stats", p(&dir.path().join("missing.db"))],
+        1,
+        "no shard file",
+    );
+}
+
+#[test]
+fn shards_subcommands_and_search_across_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let r = p(&root);
+    ok(&[
+        "shards",
+        "create",
+        "team-a/coder",
+        "--root",
+        r,
+        "--dim",
+        "3",
+    ]);
+    ok(&[
+        "shards",
+        "create",
+        "team-a/reviewer",
+        "--root",
+        r,
+        "--dim",
+        "3",
+    ]);
+    ok(&[
+        "shards",
+        "create",
+        "team-b/coder",
+        "--root",
+        r,
+        "--dim",
+        "3",
+    ]);
+    fails(
+        &["shards", "create", "../escape", "--root", r, "--dim", "3"],
+        2,
+        "",
+    );
+    fails(
+        &["shards", "create", "/etc/x", "--root", r, "--dim", "3"],
+        2,
+        "",
+    );
+    let list: serde_json::Value = serde_json::from_str(&ok(&[
+        "shards", "list", "--root", r, "--prefix", "team-a/", "--json",
+    ]))
+    .unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["team-a/coder", "team-a/reviewer"]);
+    // Fill the shards through their files, found by `shards stats`.
+    for (name, v) in [
+        ("team-a/coder", "[1, 0, 0]"),
+        ("team-a/reviewer", "[0.9, 0.1, 0]"),
+        ("team-b/coder", "[1, 0, 0]"),
+    ] {
+        let stats: serde_json::Value =
+            serde_json::from_str(&ok(&["shards", "stats", name, "--root", r])).unwrap();
+        assert_eq!(stats["dimension"], 3);
+        let listed: serde_json::Value =
+            serde_json::from_str(&ok(&["shards", "list", "--root", r, "--json"])).unwrap();
+        let path = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let jsonl = dir.path().join("one.jsonl");
+        std::fs::write(&jsonl, format!("{{\"id\": \"x\", \"vector\": {v}}}\n")).unwrap();
+        ok(&["import", &path, "--jsonl", p(&jsonl)]);
+    }
+    let out = ok(&[
+        "search",
+        "--root",
+        r,
+        "--prefix",
+        "team-a/",
+        "--vector",
+        "[1, 0, 0]",
+        "--json",
+    ]);
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let got: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["shard"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["team-a/coder", "team-a/reviewer"]);
+    ok(&["shards", "drop", "team-b/coder", "--root", r]);
+    fails(&["shards", "stats", "team-b/coder", "--root", r], 2, "");
+}
+
+#[test]
+fn demo_runs_offline() {
+    let out = ok(&["demo"]);
+    assert!(out.contains("recall@10 = 1.000"), "{out}");
+    assert!(out.contains("Packages like"), "{out}");
+}

@@ -1,0 +1,1075 @@
+//! The shard manager: many named shards under one root directory, an LRU set of open handles,
+//! and search across shards.
+//!
+//! # Names
+//! A shard name is 1–128 characters from `[A-Za-z0-9._-]`, with `/` separating namespace
+//! segments (`team-a/coder`). No segment is empty, `.` or `..`; a name neither starts nor ends
+//! with `/`. Anything else (NUL, `\`, spaces, non-ASCII, ...) is refused with
+//! [`Error::InvalidArgument`] before the filesystem is touched ([`validate_name`]). Names never
+//! become file names: they live only in the catalog.
+//!
+//! # Layout on disk
+//! ```text
+//! root/
+//!   catalog.db        SQLite (WAL): shards(id INTEGER PRIMARY KEY AUTOINCREMENT, name UNIQUE,
+//!                     state 'creating'|'ready'|'dropping', profile JSON, created_at Unix s)
+//!   lock              advisory file lock: shared while a manager is open, exclusive for recovery
+//!   shards/<xx>/<id>.db   one shard file per catalog row; <xx> = id % 256 in two hex digits
+//! ```
+//! The 256 fan-out directories keep directories small: 100,000 shards are about 400 files per
+//! directory. Closed shards leave no `-wal`/`-shm` files (SQLite checkpoints and removes them on
+//! close).
+//!
+//! # Crash safety
+//! * **create**: insert the catalog row with state `creating` (commit) → remove any stale file
+//!   at the id's path → create the shard file → set state `ready` (commit).
+//! * **drop**: set state `dropping` (commit) → close the manager's handle → remove `.db`, `-wal`,
+//!   `-shm`, `-journal` → delete the row.
+//!
+//! A process that dies between two steps leaves a `creating` or `dropping` row. When a manager
+//! opens a root and no other manager (in any process) has it open, it finishes pending drops and
+//! undoes pending creates (removes their files and rows), so the name can be created again. Ids
+//! are never reused, except after a power failure lost the last catalog commits: a shard file
+//! whose row was lost that way is removed when its id is handed out again. Only `ready` rows are visible to [`ShardManager::open_shard`], `list` and searches.
+//!
+//! The catalog's durability follows [`ManagerOptions::durability`] (`normal` by default: a
+//! returned create or drop survives a crash of the process, the last ones may be lost with power).
+//!
+//! # Handles
+//! Shards are handed out as `Arc<Shard>`, one handle per shard per manager. The manager keeps the
+//! most recently used [`ManagerOptions::capacity`] of them open; eviction only drops the
+//! manager's reference, so a handle a caller still holds stays usable (and is handed out again,
+//! rather than a second one opened, while it lives). [`ShardManager::drop_shard`] refuses a shard
+//! that a caller still holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::profile::{Durability, Profile};
+use crate::shard::{Hit, HybridParams, SearchParams, Shard, Stats};
+
+/// Longest shard name, in characters (all ASCII).
+pub const MAX_NAME_LEN: usize = 128;
+
+/// `application_id` of a catalog database ("SQVC").
+const CATALOG_APPLICATION_ID: i64 = 0x5351_5643;
+/// Catalog schema version (`PRAGMA user_version`).
+const CATALOG_VERSION: i64 = 1;
+/// `AUTOINCREMENT`: an id is never handed out twice, so a handle opened while its shard was
+/// dropped and re-created under the same name is recognised as stale.
+const CATALOG_DDL: &str = "CREATE TABLE IF NOT EXISTS shards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'dropping')),
+    profile TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+)";
+/// Suffixes of the files SQLite may keep for one database.
+const FILE_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
+/// Options of [`ShardManager::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerOptions {
+    /// How many shards the manager keeps open (least recently used are closed first); default
+    /// 256. 0 keeps none open beyond the handles callers hold.
+    pub capacity: usize,
+    /// Durability of the catalog's commits: `normal` (default) or `full`.
+    pub durability: Durability,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            capacity: 256,
+            durability: Durability::Normal,
+        }
+    }
+}
+
+impl ManagerOptions {
+    /// Sets the number of shards kept open.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+    /// Sets the catalog's durability.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+/// One shard in [`ShardManager::list`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardInfo {
+    /// The shard's name.
+    pub name: String,
+    /// Its profile, as created.
+    pub profile: Profile,
+    /// Bytes of its file plus its WAL.
+    pub bytes_on_disk: u64,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// The shard file.
+    pub path: PathBuf,
+}
+
+/// One hit of a search across shards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardHit {
+    /// The shard the hit comes from.
+    pub shard: String,
+    /// The hit (serialized inline: `{"shard", "id", "score", "metadata", "text"}`).
+    #[serde(flatten)]
+    pub hit: Hit,
+}
+
+/// A shard whose search failed, in [`MultiSearch::failures`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardFailure {
+    /// The shard's name.
+    pub shard: String,
+    /// What went wrong (the error's message).
+    pub error: String,
+}
+
+/// The result of a search across shards.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct MultiSearch {
+    /// The merged top k, best first; ties broken by id, then shard name.
+    pub hits: Vec<ShardHit>,
+    /// Shards that could not be searched: unknown names first, then shards that failed to open
+    /// or search (unreadable, corrupt, ...), each in target order.
+    pub failures: Vec<ShardFailure>,
+}
+
+/// Which shards a search across shards reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// These names, in this order (repeats are searched once). Unknown names become
+    /// [`MultiSearch::failures`] entries.
+    Names(&'a [&'a str]),
+    /// Every shard whose name starts with this string (e.g. `team-a/`), in name order.
+    Prefix(&'a str),
+}
+
+/// Checks a shard name (see the [module docs](self)).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the rule broken.
+pub fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "empty".to_string()
+    } else if name.contains('\0') {
+        "contains a NUL byte".to_string()
+    } else if name.starts_with('/') {
+        "starts with '/' (names are relative)".to_string()
+    } else if let Some(c) = name.chars().find(|&c| !is_name_char(c)) {
+        format!("character {c:?} not allowed (use A-Z a-z 0-9 . _ - and '/' between segments)")
+    } else if name.len() > MAX_NAME_LEN {
+        format!("longer than {MAX_NAME_LEN} characters")
+    } else if name.ends_with('/') {
+        "ends with '/'".to_string()
+    } else if name.split('/').any(str::is_empty) {
+        "has an empty segment ('//')".to_string()
+    } else if name.split('/').any(|s| s == "." || s == "..") {
+        "has a '.' or '..' segment".to_string()
+    } else {
+        return Ok(());
+    };
+    let shown: String = name.chars().take(64).collect();
+    Err(Error::InvalidArgument(format!(
+        "invalid shard name {shown:?}: {reason}"
+    )))
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
+}
+
+fn validate_prefix(prefix: &str) -> Result<()> {
+    if prefix.len() > MAX_NAME_LEN || !prefix.chars().all(is_name_char) {
+        let shown: String = prefix.chars().take(64).collect();
+        return Err(Error::InvalidArgument(format!(
+            "invalid shard name prefix {shown:?}: at most {MAX_NAME_LEN} characters from \
+             A-Z a-z 0-9 . _ - /"
+        )));
+    }
+    Ok(())
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Removes a database file and its companions; missing files are fine.
+fn remove_db_files(path: &Path) -> Result<()> {
+    for suffix in FILE_SUFFIXES {
+        match std::fs::remove_file(with_suffix(path, suffix)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn bytes_on_disk(path: &Path) -> u64 {
+    let len = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+    len(path.to_path_buf()) + len(with_suffix(path, "-wal"))
+}
+
+fn parse_profile(json: &str, name: &str) -> Result<Profile> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::Corrupt(format!("catalog profile of shard {name:?}: {e}")))
+}
+
+/// The handles the manager knows about: every live one (weak), the LRU set (strong).
+#[derive(Default)]
+struct Registry {
+    entries: HashMap<String, Entry>,
+    /// tick → (name, handle); the smallest tick is the least recently used.
+    lru: BTreeMap<u64, (String, Arc<Shard>)>,
+    tick: u64,
+    /// `entries` is pruned of dead handles when it grows past this.
+    prune_at: usize,
+}
+
+struct Entry {
+    handle: Weak<Shard>,
+    /// Key in `Registry::lru` while the manager holds the handle.
+    tick: Option<u64>,
+}
+
+impl Registry {
+    /// The live handle of `name`, marked most recently used.
+    fn get(
+        &mut self,
+        name: &str,
+        capacity: usize,
+        evicted: &mut Vec<Arc<Shard>>,
+    ) -> Option<Arc<Shard>> {
+        let shard = self.entries.get(name)?.handle.upgrade()?;
+        self.touch(name, &shard, capacity, evicted);
+        Some(shard)
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        shard: &Arc<Shard>,
+        capacity: usize,
+        evicted: &mut Vec<Arc<Shard>>,
+    ) {
+        if let Some(old) = self.remove(name) {
+            evicted.push(old);
+        }
+        self.entries.insert(
+            name.to_string(),
+            Entry {
+                handle: Arc::downgrade(shard),
+                tick: None,
+            },
+        );
+        self.touch(name, shard, capacity, evicted);
+        // Forget handles that died outside the LRU set, so the map stays bounded (amortized:
+        // the threshold doubles with the entries that stay).
+        if self.entries.len() > self.prune_at.max(2 * capacity + 64) {
+            self.entries
+                .retain(|_, e| e.tick.is_some() || e.handle.strong_count() > 0);
+            self.prune_at = 2 * self.entries.len();
+        }
+    }
+
+    fn touch(
+        &mut self,
+        name: &str,
+        shard: &Arc<Shard>,
+        capacity: usize,
+        evicted: &mut Vec<Arc<Shard>>,
+    ) {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        if let Some(t) = entry.tick.take() {
+            self.lru.remove(&t); // not the last reference: the caller holds `shard`
+        }
+        if capacity == 0 {
+            return;
+        }
+        self.tick += 1;
+        entry.tick = Some(self.tick);
+        self.lru
+            .insert(self.tick, (name.to_string(), shard.clone()));
+        while self.lru.len() > capacity {
+            if let Some((_, (old, s))) = self.lru.pop_first() {
+                if let Some(e) = self.entries.get_mut(&old) {
+                    e.tick = None;
+                }
+                evicted.push(s);
+            }
+        }
+    }
+
+    /// Forgets `name`; returns the manager's handle if it held one.
+    fn remove(&mut self, name: &str) -> Option<Arc<Shard>> {
+        let entry = self.entries.remove(name)?;
+        entry.tick.and_then(|t| self.lru.remove(&t)).map(|(_, s)| s)
+    }
+}
+
+/// Named shards under one root directory (see the [module docs](self) for names, layout and
+/// crash safety). `Send + Sync`: share it behind an `Arc`.
+///
+/// ```
+/// use sqlite_vector::manager::{ManagerOptions, ShardManager};
+/// use sqlite_vector::{Metric, NewItem, Profile, SearchParams};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let manager = ShardManager::open(dir.path(), ManagerOptions::default())?;
+/// let profile = Profile::new(2, Metric::Cosine);
+/// manager.create("team-a/coder", &profile)?.insert(NewItem::new(vec![1.0, 0.0]).with_id("x"))?;
+/// manager.create("team-a/writer", &profile)?.insert(NewItem::new(vec![0.0, 1.0]).with_id("y"))?;
+/// let found = manager.search_prefix("team-a/", &[0.9, 0.1], &SearchParams::k(2))?;
+/// assert_eq!(found.hits[0].shard, "team-a/coder");
+/// assert_eq!(found.hits[1].hit.id, "y");
+/// # Ok::<(), sqlite_vector::Error>(())
+/// ```
+pub struct ShardManager {
+    root: PathBuf,
+    capacity: usize,
+    catalog: Mutex<Connection>,
+    /// Lock order: registry, then catalog.
+    registry: Mutex<Registry>,
+    /// Held (shared) for the manager's lifetime; see the module docs.
+    lock_file: File,
+}
+
+impl ShardManager {
+    /// Opens the manager of `root`, creating the directory and its catalog if missing, and
+    /// recovers from interrupted creates and drops when no other manager has `root` open.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for durability `memory`; [`Error::Io`] when `root` cannot be
+    /// created or locked; [`Error::NotAShard`] when `root/catalog.db` is not a catalog;
+    /// [`Error::UnsupportedFormat`] for a newer catalog; [`Error::Sqlite`].
+    pub fn open(root: impl AsRef<Path>, options: ManagerOptions) -> Result<ShardManager> {
+        let root = root.as_ref().to_path_buf();
+        let sync = match options.durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+            Durability::Memory => {
+                let msg =
+                    "a shard manager keeps its catalog on disk: durability must be normal or full";
+                return Err(Error::InvalidArgument(msg.into()));
+            }
+        };
+        std::fs::create_dir_all(root.join("shards"))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("lock"))?;
+        // Recovery only when nobody else has the root open: their creates and drops in
+        // progress look exactly like interrupted ones.
+        let alone = match lock.try_lock() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                true
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        };
+        let db = Self::open_catalog(&root.join("catalog.db"), sync)?;
+        let manager = ShardManager {
+            root,
+            capacity: options.capacity,
+            catalog: Mutex::new(db),
+            registry: Mutex::new(Registry::default()),
+            lock_file: lock,
+        };
+        if alone {
+            manager.recover()?;
+        }
+        match manager.lock_file.lock_shared() {
+            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(e.into()),
+            _ => {}
+        }
+        Ok(manager)
+    }
+
+    fn open_catalog(path: &Path, sync: &str) -> Result<Connection> {
+        let mut db = Connection::open(path)?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let not_catalog = || Error::NotAShard(format!("{} is not a shard catalog", path.display()));
+        let app: i64 = db
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|_| not_catalog())?;
+        db.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
+        db.pragma_update(None, "synchronous", sync)?;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if app == 0 && version == 0 {
+            let tables: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            if tables > 0 {
+                return Err(not_catalog());
+            }
+            tx.execute_batch(CATALOG_DDL)?;
+            tx.pragma_update(None, "application_id", CATALOG_APPLICATION_ID)?;
+            tx.pragma_update(None, "user_version", CATALOG_VERSION)?;
+        } else if app != CATALOG_APPLICATION_ID {
+            return Err(not_catalog());
+        } else if version > CATALOG_VERSION {
+            return Err(Error::UnsupportedFormat {
+                found: version as u32,
+                supported: CATALOG_VERSION as u32,
+            });
+        }
+        tx.commit()?;
+        Ok(db)
+    }
+
+    /// Finishes interrupted drops and undoes interrupted creates.
+    fn recover(&self) -> Result<()> {
+        let pending: Vec<i64> = {
+            let db = self.lock_catalog();
+            let mut stmt = db.prepare("SELECT id FROM shards WHERE state != 'ready'")?;
+            let ids = stmt.query_map([], |r| r.get(0))?;
+            ids.collect::<rusqlite::Result<_>>()?
+        };
+        for id in pending {
+            remove_db_files(&self.shard_path(id))?;
+            self.lock_catalog()
+                .execute("DELETE FROM shards WHERE id = ?1", [id])?;
+        }
+        Ok(())
+    }
+
+    fn lock_catalog(&self) -> MutexGuard<'_, Connection> {
+        self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn lock_registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How many shards the manager holds open now (at most the capacity).
+    pub fn open_count(&self) -> usize {
+        self.lock_registry().lru.len()
+    }
+
+    /// The file of the shard with catalog id `id`: `root/shards/<id % 256 in hex>/<id>.db`.
+    fn shard_path(&self, id: i64) -> PathBuf {
+        self.root
+            .join("shards")
+            .join(format!("{:02x}", id.rem_euclid(256)))
+            .join(format!("{id}.db"))
+    }
+
+    /// The id and profile of a `ready` shard.
+    fn lookup(&self, name: &str) -> Result<Option<(i64, Profile)>> {
+        let db = self.lock_catalog();
+        let row: Option<(i64, String)> = db
+            .prepare_cached("SELECT id, profile FROM shards WHERE name = ?1 AND state = 'ready'")?
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        drop(db);
+        row.map(|(id, p)| Ok((id, parse_profile(&p, name)?)))
+            .transpose()
+    }
+
+    /// Creates a shard named `name` and returns its handle.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid name or profile (or durability `memory`);
+    /// [`Error::AlreadyExists`] if the name is taken (or being created or dropped);
+    /// [`Error::Sqlite`] / [`Error::Io`] when the catalog or the file cannot be written (nothing
+    /// is left behind).
+    pub fn create(&self, name: &str, profile: &Profile) -> Result<Arc<Shard>> {
+        validate_name(name)?;
+        profile.validate()?;
+        if profile.durability == Durability::Memory {
+            return Err(Error::InvalidArgument(
+                "a managed shard lives on disk: durability must be normal or full".into(),
+            ));
+        }
+        let id = {
+            let db = self.lock_catalog();
+            let r = db
+                .prepare_cached(
+                    "INSERT INTO shards (name, state, profile, created_at) \
+                     VALUES (?1, 'creating', ?2, ?3)",
+                )?
+                .execute(params![name, serde_json::to_string(profile)?, now_secs()]);
+            match r {
+                Ok(_) => db.last_insert_rowid(),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(Error::AlreadyExists(format!("shard {name:?}")))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let path = self.shard_path(id);
+        let made = (|| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            remove_db_files(&path)?; // a file whose catalog row was lost
+            let shard = Shard::create(&path, profile)?;
+            self.lock_catalog()
+                .prepare_cached("UPDATE shards SET state = 'ready' WHERE id = ?1")?
+                .execute([id])?;
+            Ok(shard)
+        })();
+        let shard = match made {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                let _ = remove_db_files(&path);
+                let _ = self
+                    .lock_catalog()
+                    .execute("DELETE FROM shards WHERE id = ?1", [id]);
+                return Err(e);
+            }
+        };
+        let mut evicted = Vec::new();
+        self.lock_registry()
+            .insert(name, &shard, self.capacity, &mut evicted);
+        drop(evicted); // closed outside the lock
+        Ok(shard)
+    }
+
+    /// The handle of shard `name`: the open one if there is one, else the file is opened (and
+    /// kept among the most recently used).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid name; [`Error::NotFound`] for an unknown name;
+    /// as [`Shard::open`] when the file cannot be opened ([`Error::Io`], [`Error::NotAShard`],
+    /// [`Error::Corrupt`], ...).
+    pub fn open_shard(&self, name: &str) -> Result<Arc<Shard>> {
+        validate_name(name)?;
+        let mut evicted = Vec::new();
+        loop {
+            if let Some(s) = self.lock_registry().get(name, self.capacity, &mut evicted) {
+                return Ok(s);
+            }
+            let (id, _) = self
+                .lookup(name)?
+                .ok_or_else(|| Error::NotFound(name.to_string()))?;
+            // Opened outside the lock, so opens of different shards run in parallel.
+            let opened = Shard::open(self.shard_path(id));
+            let mut reg = self.lock_registry();
+            if let Some(s) = reg.get(name, self.capacity, &mut evicted) {
+                return Ok(s); // another thread opened it meanwhile; ours is closed
+            }
+            // A drop (or drop and re-create) may have run while the file was being opened.
+            match self.lookup(name)? {
+                None => return Err(Error::NotFound(name.to_string())),
+                Some((now, _)) if now != id => continue,
+                Some(_) => {}
+            }
+            let shard = Arc::new(opened?);
+            reg.insert(name, &shard, self.capacity, &mut evicted);
+            drop(reg);
+            return Ok(shard);
+        }
+    }
+
+    /// Opens shard `name`, checking that its dimension, metric and embedding model equal
+    /// `profile`'s, or creates it. (An open shard keeps the durability it was created with.)
+    ///
+    /// # Errors
+    /// As [`ShardManager::open_shard`] and [`ShardManager::create`];
+    /// [`Error::DimensionMismatch`] / [`Error::ProfileMismatch`] when the shard exists with
+    /// another profile.
+    pub fn get_or_create(&self, name: &str, profile: &Profile) -> Result<Arc<Shard>> {
+        for _ in 0..100 {
+            match self.open_shard(name) {
+                Ok(s) => {
+                    s.profile().check_compatible(profile)?;
+                    return Ok(s);
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            match self.create(name, profile) {
+                // Another thread is creating (or dropping) it: look again shortly.
+                Err(Error::AlreadyExists(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                r => return r,
+            }
+        }
+        Err(Error::AlreadyExists(format!(
+            "shard {name:?} (still being created or dropped)"
+        )))
+    }
+
+    /// `true` when a shard named `name` exists.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid name; [`Error::Sqlite`] / [`Error::Corrupt`]
+    /// reading the catalog.
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        validate_name(name)?;
+        Ok(self.lookup(name)?.is_some())
+    }
+
+    /// The shards whose names start with `prefix` (all with `None`), in name order, with
+    /// profile, size on disk and creation time. Reads the catalog and stats the files; opens no
+    /// shard.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a prefix with characters no name has; [`Error::Sqlite`] /
+    /// [`Error::Corrupt`] reading the catalog.
+    pub fn list(&self, prefix: Option<&str>) -> Result<Vec<ShardInfo>> {
+        let prefix = prefix.unwrap_or("");
+        validate_prefix(prefix)?;
+        let rows: Vec<(i64, String, String, i64)> = {
+            let db = self.lock_catalog();
+            // Every name character sorts below U+007F, so this range is exactly the prefix.
+            let mut stmt = db.prepare_cached(
+                "SELECT id, name, profile, created_at FROM shards \
+                 WHERE state = 'ready' AND name >= ?1 AND name < ?1 || char(127) ORDER BY name",
+            )?;
+            let rows = stmt.query_map([prefix], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        rows.into_iter()
+            .map(|(id, name, profile, created_at)| {
+                let path = self.shard_path(id);
+                Ok(ShardInfo {
+                    profile: parse_profile(&profile, &name)?,
+                    bytes_on_disk: bytes_on_disk(&path),
+                    name,
+                    created_at,
+                    path,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes shard `name`: its catalog row and its files.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid name, or when a caller still holds a handle of
+    /// the shard (drop it first); [`Error::NotFound`] for an unknown name; [`Error::Io`] when a
+    /// file cannot be removed (the drop is then finished by the next recovery, and the name
+    /// stays taken until then).
+    pub fn drop_shard(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let (id, held) = {
+            let mut reg = self.lock_registry();
+            if let Some(e) = reg.entries.get(name) {
+                if let Some(s) = e.handle.upgrade() {
+                    let ours = 1 + usize::from(e.tick.is_some());
+                    let users = Arc::strong_count(&s) - ours;
+                    if users > 0 {
+                        return Err(Error::InvalidArgument(format!(
+                            "shard {name:?} is in use ({users} handle(s) held): drop them first"
+                        )));
+                    }
+                }
+            }
+            let id = {
+                let db = self.lock_catalog();
+                let id: Option<i64> = db
+                    .prepare_cached(
+                        "UPDATE shards SET state = 'dropping' \
+                         WHERE name = ?1 AND state = 'ready' RETURNING id",
+                    )?
+                    .query_row([name], |r| r.get(0))
+                    .optional()?;
+                id.ok_or_else(|| Error::NotFound(name.to_string()))?
+            };
+            (id, reg.remove(name))
+        };
+        drop(held); // closes the file before it is removed
+        remove_db_files(&self.shard_path(id))?;
+        self.lock_catalog()
+            .execute("DELETE FROM shards WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// [`Shard::stats`] of shard `name` (opening it if needed).
+    ///
+    /// # Errors
+    /// As [`ShardManager::open_shard`] and [`Shard::stats`].
+    pub fn stats(&self, name: &str) -> Result<Stats> {
+        self.open_shard(name)?.stats()
+    }
+
+    // ------------------------------------------------------------------ search across shards
+
+    /// The exact top `params.k` over the named shards, merged; see [`ShardManager::search`].
+    ///
+    /// # Errors
+    /// As [`ShardManager::search`].
+    pub fn search_many(
+        &self,
+        names: &[&str],
+        query: &[f32],
+        params: &SearchParams,
+    ) -> Result<MultiSearch> {
+        self.search(Targets::Names(names), query, params)
+    }
+
+    /// The exact top `params.k` over every shard whose name starts with `prefix` (e.g.
+    /// `team-a/`); see [`ShardManager::search`].
+    ///
+    /// # Errors
+    /// As [`ShardManager::search`].
+    pub fn search_prefix(
+        &self,
+        prefix: &str,
+        query: &[f32],
+        params: &SearchParams,
+    ) -> Result<MultiSearch> {
+        self.search(Targets::Prefix(prefix), query, params)
+    }
+
+    /// Searches the target shards in parallel ([`Shard::search`] on each, with `params`) and
+    /// merges their hits into one top `params.k`: best first (larger score for cosine and dot,
+    /// smaller distance for L2), ties broken by id, then shard name. The result equals one exact
+    /// search over the union of the shards' items.
+    ///
+    /// A shard that cannot be opened or searched, and an unknown name in a list, is reported in
+    /// [`MultiSearch::failures`]; the others' hits still come back. A bad query or bad
+    /// parameters fail the whole call, and so do shards of different profiles: all target
+    /// shards must have the first one's dimension, metric and embedding model.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid name or prefix; [`Error::ProfileMismatch`] when
+    /// a shard's dimension, metric or embedding model differs from the first shard's (the
+    /// message names both shards and both values); [`Error::DimensionMismatch`],
+    /// [`Error::EmptyVector`], [`Error::NonFinite`], [`Error::ZeroVector`],
+    /// [`Error::InvalidArgument`], [`Error::InvalidFilter`] for a bad query or parameters;
+    /// [`Error::Sqlite`] / [`Error::Corrupt`] reading the catalog.
+    pub fn search(
+        &self,
+        targets: Targets<'_>,
+        query: &[f32],
+        params: &SearchParams,
+    ) -> Result<MultiSearch> {
+        let (names, failures, profile) = self.resolve(targets)?;
+        let Some(profile) = profile else {
+            return Ok(MultiSearch {
+                hits: Vec::new(),
+                failures,
+            });
+        };
+        crate::codec::validate(query, Some(profile.dimension))?;
+        let metric = params.metric.unwrap_or(profile.metric);
+        self.fan_out(names, failures, params.k, metric.higher_is_better(), |s| {
+            s.search(query, params)
+        })
+    }
+
+    /// Full-text search across shards: [`Shard::search_text`] on each target, merged into one
+    /// top `params.k` by BM25 score. BM25 statistics (document frequencies) are each shard's
+    /// own, so scores from shards of very different sizes are comparable only roughly, as in
+    /// any sharded BM25.
+    ///
+    /// # Errors
+    /// As [`ShardManager::search`] and [`Shard::search_text`].
+    pub fn search_text(
+        &self,
+        targets: Targets<'_>,
+        text: &str,
+        params: &SearchParams,
+    ) -> Result<MultiSearch> {
+        self.search_with(targets, params.k, true, |s| s.search_text(text, params))
+    }
+
+    /// Hybrid search across shards: the merged vector ranking and the merged BM25 ranking of
+    /// the targets (top `hybrid.candidates` of each) fused by reciprocal rank fusion, as
+    /// [`Shard::search_hybrid`] does within a shard. Scores are fused RRF scores.
+    ///
+    /// # Errors
+    /// As [`ShardManager::search`], [`Shard::search_text`] and [`HybridParams::validate`].
+    pub fn search_hybrid(
+        &self,
+        targets: Targets<'_>,
+        query: &[f32],
+        text: &str,
+        params: &SearchParams,
+        hybrid: &HybridParams,
+    ) -> Result<MultiSearch> {
+        hybrid.validate(params.k)?;
+        let sub = SearchParams {
+            k: hybrid.candidates,
+            min_score: None,
+            max_distance: None,
+            ..params.clone()
+        };
+        let by_vector = self.search(targets, query, &sub)?;
+        let by_text = self.search_text(
+            targets,
+            text,
+            &SearchParams {
+                metric: None,
+                ..sub
+            },
+        )?;
+        // Fuse on (shard, id): the same id in two shards is two items.
+        let keyed = |m: MultiSearch| -> (Vec<Hit>, Vec<ShardFailure>) {
+            let hits = m
+                .hits
+                .into_iter()
+                .map(|h| Hit {
+                    id: format!("{}\u{0}{}", h.shard, h.hit.id),
+                    ..h.hit
+                })
+                .collect();
+            (hits, m.failures)
+        };
+        let (v, mut failures) = keyed(by_vector);
+        let (t, more) = keyed(by_text);
+        for f in more {
+            if !failures.iter().any(|g| g.shard == f.shard) {
+                failures.push(f);
+            }
+        }
+        let fused = crate::shard::rrf_fuse(
+            [(v, hybrid.vector_weight), (t, hybrid.text_weight)],
+            hybrid.rrf_k,
+            params.k,
+            params.min_score,
+        );
+        let hits = fused
+            .into_iter()
+            .map(|h| {
+                let (shard, id) = h.id.split_once('\u{0}').expect("keyed above");
+                ShardHit {
+                    shard: shard.to_string(),
+                    hit: Hit {
+                        id: id.to_string(),
+                        ..h.clone()
+                    },
+                }
+            })
+            .collect();
+        Ok(MultiSearch { hits, failures })
+    }
+
+    /// Runs `search` on every target shard in parallel and merges the hits into one top `k`
+    /// (by score, larger first when `higher_is_better`, then id, then shard name): the same
+    /// machinery as [`ShardManager::search`] for other per-shard rankings (text, hybrid).
+    /// Targets, profile checks and failures are as for [`ShardManager::search`]; an error of
+    /// `search` caused by the caller's input (see [`ShardManager::search`]) fails the call.
+    ///
+    /// # Errors
+    /// As [`ShardManager::search`].
+    pub fn search_with<F>(
+        &self,
+        targets: Targets<'_>,
+        k: usize,
+        higher_is_better: bool,
+        search: F,
+    ) -> Result<MultiSearch>
+    where
+        F: Fn(&Shard) -> Result<Vec<Hit>> + Sync,
+    {
+        let (names, failures, _) = self.resolve(targets)?;
+        self.fan_out(names, failures, k, higher_is_better, search)
+    }
+
+    /// Validates and looks up the targets: the known names (deduplicated, in order), failures
+    /// for unknown names, and the common profile (`None` when no target exists).
+    fn resolve(
+        &self,
+        targets: Targets<'_>,
+    ) -> Result<(Vec<String>, Vec<ShardFailure>, Option<Profile>)> {
+        let found: Vec<(String, Option<Profile>)> = match targets {
+            Targets::Names(names) => {
+                for n in names {
+                    validate_name(n)?;
+                }
+                let mut seen = std::collections::HashSet::new();
+                let mut out = Vec::new();
+                for &n in names {
+                    if seen.insert(n) {
+                        out.push((n.to_string(), self.lookup(n)?.map(|(_, p)| p)));
+                    }
+                }
+                out
+            }
+            Targets::Prefix(p) => self
+                .list(Some(p))?
+                .into_iter()
+                .map(|i| (i.name, Some(i.profile)))
+                .collect(),
+        };
+        let mut first: Option<(String, Profile)> = None;
+        let mut names = Vec::new();
+        let mut failures = Vec::new();
+        for (name, profile) in found {
+            let Some(profile) = profile else {
+                failures.push(ShardFailure {
+                    error: format!("no shard named {name:?}"),
+                    shard: name,
+                });
+                continue;
+            };
+            match &first {
+                None => first = Some((name.clone(), profile)),
+                Some((first_name, p)) => {
+                    let differs = [
+                        (
+                            "dimension",
+                            p.dimension.to_string(),
+                            profile.dimension.to_string(),
+                        ),
+                        ("metric", p.metric.to_string(), profile.metric.to_string()),
+                        (
+                            "embedding model",
+                            p.embedding_model.clone().unwrap_or_else(|| "(none)".into()),
+                            profile
+                                .embedding_model
+                                .clone()
+                                .unwrap_or_else(|| "(none)".into()),
+                        ),
+                    ]
+                    .into_iter()
+                    .find(|(_, a, b)| a != b);
+                    if let Some((field, want, got)) = differs {
+                        return Err(Error::ProfileMismatch {
+                            field,
+                            shard: format!("{got} (shard {name:?})"),
+                            requested: format!("{want} (the first shard, {first_name:?})"),
+                        });
+                    }
+                }
+            }
+            names.push(name);
+        }
+        Ok((names, failures, first.map(|(_, p)| p)))
+    }
+
+    /// Searches `names` with up to `available_parallelism` scoped threads and merges the hits.
+    fn fan_out<F>(
+        &self,
+        names: Vec<String>,
+        mut failures: Vec<ShardFailure>,
+        k: usize,
+        higher_is_better: bool,
+        search: F,
+    ) -> Result<MultiSearch>
+    where
+        F: Fn(&Shard) -> Result<Vec<Hit>> + Sync,
+    {
+        let order = |a: &ShardHit, b: &ShardHit| {
+            let by_score = if higher_is_better {
+                b.hit.score.total_cmp(&a.hit.score)
+            } else {
+                a.hit.score.total_cmp(&b.hit.score)
+            };
+            by_score
+                .then_with(|| a.hit.id.cmp(&b.hit.id))
+                .then_with(|| a.shard.cmp(&b.shard))
+        };
+        let trim = |hits: &mut Vec<ShardHit>| {
+            hits.sort_by(order);
+            hits.truncate(k);
+        };
+        let next = AtomicUsize::new(0);
+        let worker = || {
+            let mut hits = Vec::new();
+            // (index, error, whether the search itself refused the caller's input)
+            let mut failed: Vec<(usize, Error, bool)> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let shard = match self.open_shard(name) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        failed.push((i, e, false));
+                        continue;
+                    }
+                };
+                match search(&shard) {
+                    Ok(found) => {
+                        hits.extend(found.into_iter().map(|hit| ShardHit {
+                            shard: name.clone(),
+                            hit,
+                        }));
+                        if hits.len() >= 2 * k.max(64) {
+                            trim(&mut hits);
+                        }
+                    }
+                    Err(e) => {
+                        let input = is_input_error(&e);
+                        failed.push((i, e, input));
+                    }
+                }
+            }
+            (hits, failed)
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(names.len());
+        let results: Vec<_> = if threads <= 1 {
+            vec![worker()]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let mut hits = Vec::new();
+        let mut failed = Vec::new();
+        for (h, f) in results {
+            hits.extend(h);
+            failed.extend(f);
+        }
+        failed.sort_by_key(|f| f.0);
+        if let Some(pos) = failed.iter().position(|f| f.2) {
+            return Err(failed.swap_remove(pos).1);
+        }
+        failures.extend(failed.into_iter().map(|(i, e, _)| ShardFailure {
+            shard: names[i].clone(),
+            error: e.to_string(),
+        }));
+        trim(&mut hits);
+        Ok(MultiSearch { hits, failures })
+    }
+}
+
+/// Errors of a search caused by its query or parameters: every shard would refuse them alike.
+fn is_input_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::DimensionMismatch { .. }
+            | Error::EmptyVector
+            | Error::NonFinite { .. }
+            | Error::ZeroVector
+            | Error::InvalidArgument(_)
+            | Error::InvalidFilter(_)
+    )
+}
