@@ -16,7 +16,7 @@ OUT=${OUT:-$ROOT/bench-out}
 ROUNDS=${ROUNDS:-2}
 LIBS=${LIBS:-faiss,sqlite-vec}
 mkdir -p "$OUT"
-cargo build --release -q -p sqlite-vector-cli
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p sqlite-vector-cli
 BIN=$ROOT/target/release/sqlite-vector
 uptime | tee "$OUT/uptime-start.txt"
 for round in $(seq 1 "$ROUNDS"); do
@@ -30,6 +30,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo "== known-item (vector, BM25, hybrid)"
 "$BIN" bench --data "$DATA" --known-item --json | tee -a "$OUT/known-item.jsonl"
+echo "== many shards: 200 x 1,000 x 384 (create, reopen, search across shards vs one shard)"
+"$BIN" bench --shards 200x1000 --dim 384 --json | tee -a "$OUT/shards.jsonl"
 echo "== synthetic 1,000,000 x 128, l2 (bulk insert rate)"
 "$BIN" bench --synth 1000000x128 --metric l2 --single-inserts 0 --json | tee -a "$OUT/synth.jsonl"
 uptime | tee "$OUT/uptime-end.txt"

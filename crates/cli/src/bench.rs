@@ -38,7 +38,7 @@ enum Index {
 #[derive(Args)]
 pub struct BenchArgs {
     /// Dataset directory (base.npy, queries*.npy, gt_*.npy).
-    #[arg(long, required_unless_present = "synth", conflicts_with = "synth")]
+    #[arg(long, required_unless_present_any = ["synth", "shards"], conflicts_with_all = ["synth", "shards"])]
     data: Option<PathBuf>,
     /// Synthetic data instead: NxD seeded standard-normal vectors (e.g. 1000000x128), 200
     /// queries; recall is not computed (exact search is its own oracle).
@@ -68,6 +68,18 @@ pub struct BenchArgs {
     /// Single-item inserts to time after the build (0 to skip).
     #[arg(long, default_value_t = 1_000)]
     single_inserts: usize,
+    /// Many shards instead: SxM = S shards of M seeded vectors each under a fresh root. Measures
+    /// create + first insert + close of a shard, open of a closed shard + first query, search
+    /// across all S shards against one exact scan of the same S·M vectors in one shard, and the
+    /// process's resident memory with the manager's shards open.
+    #[arg(long, conflicts_with = "synth")]
+    shards: Option<String>,
+    /// Vector dimension for --shards.
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Keep the --shards root here instead of a temporary directory.
+    #[arg(long, requires = "shards")]
+    root: Option<PathBuf>,
     /// Known-item retrieval instead: rank each `known_item.jsonl` query's target among the base
     /// texts by vector (known_item_queries.npy), BM25 and hybrid (RRF, k = 60) search, and report
     /// MRR@10, hit@1, hit@10 and p50 latency per ranking.
@@ -246,8 +258,134 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
     Ok(())
 }
 
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The many-shards benchmark (`--shards SxM`).
+fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
+    use sqlite_vector::{ManagerOptions, ShardManager, Targets};
+    let (n_shards, per) = parse_synth(spec)?;
+    let dim = args.dim;
+    let tmp = TempDir::new()?;
+    let root = args.root.clone().unwrap_or_else(|| tmp.0.join("root"));
+    let rss0 = rss_bytes();
+    let manager = ShardManager::open(&root, ManagerOptions::default())?;
+    let profile = Profile::new(dim, Metric::Cosine).with_durability(args.durability);
+    let data = synth_normal(n_shards * per, dim, 7);
+    // Phase 1: create + first insert + close, timed per shard (the manager keeps no handle:
+    // capacity is bypassed by dropping ours and evicting through a capacity-0 manager).
+    let solo = ShardManager::open(&root, ManagerOptions::default().with_capacity(0))?;
+    let mut create_lat = Vec::with_capacity(n_shards);
+    let t_all = Instant::now();
+    for s in 0..n_shards {
+        let name = format!("bench/s{s:06}");
+        let rows = (s * per..(s + 1) * per)
+            .map(|i| NewItem::new(data.row(i).to_vec()).with_id(i.to_string()));
+        let t = Instant::now();
+        let shard = solo.create(&name, &profile)?;
+        let mut rows = rows;
+        if let Some(first) = rows.next() {
+            shard.insert(first)?;
+        }
+        drop(shard);
+        create_lat.push(t.elapsed().as_secs_f64() * 1e6);
+        let rest: Vec<NewItem> = rows.collect();
+        if !rest.is_empty() {
+            let shard = solo.open_shard(&name)?;
+            shard.insert_batch(rest)?;
+        }
+    }
+    let create_all_s = t_all.elapsed().as_secs_f64();
+    drop(solo);
+    // Phase 2: open a closed shard + first query.
+    let query = synth_normal(50, dim, 99);
+    let mut open_lat = Vec::new();
+    {
+        let cold = ShardManager::open(&root, ManagerOptions::default().with_capacity(0))?;
+        for i in 0..n_shards.min(200) {
+            let t = Instant::now();
+            let shard = cold.open_shard(&format!("bench/s{i:06}"))?;
+            shard.search(query.row(i % query.rows), &SearchParams::k(args.k))?;
+            open_lat.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    // Phase 3: search across all shards (kept open by the manager, up to its capacity) against
+    // one exact scan of the same vectors in one shard.
+    let params = SearchParams::k(args.k);
+    let prefix = Targets::Prefix("bench/");
+    for i in 0..args.warmup.min(5) {
+        manager.search(prefix, query.row(i), &params)?;
+    }
+    let mut across = Vec::new();
+    for i in 0..query.rows {
+        let t = Instant::now();
+        let m = manager.search(prefix, query.row(i), &params)?;
+        across.push(t.elapsed().as_secs_f64() * 1e6);
+        if !m.failures.is_empty() {
+            return Err(user(format!("shard failures: {:?}", m.failures[0])));
+        }
+    }
+    let rss_open = rss_bytes().saturating_sub(rss0);
+    let open_now = manager.open_count();
+    let single = Shard::in_memory(&Profile::new(dim, Metric::Cosine))?;
+    for start in (0..data.rows).step_by(10_000) {
+        let end = (start + 10_000).min(data.rows);
+        single.insert_batch(
+            (start..end)
+                .map(|i| NewItem::new(data.row(i).to_vec()).with_id(i.to_string()))
+                .collect(),
+        )?;
+    }
+    let mut one = Vec::new();
+    for i in 0..query.rows {
+        let t = Instant::now();
+        single.search(query.row(i), &params)?;
+        one.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let out = json!({
+        "shards": n_shards,
+        "vectors_per_shard": per,
+        "dim": dim,
+        "durability": args.durability.as_str(),
+        "create_insert_close_p50_us": percentile(&mut create_lat, 50.0),
+        "create_insert_close_p99_us": percentile(&mut create_lat, 99.0),
+        "create_all_s": create_all_s,
+        "open_first_query_p50_us": percentile(&mut open_lat, 50.0),
+        "across_shards_p50_us": percentile(&mut across, 50.0),
+        "one_shard_p50_us": percentile(&mut one, 50.0),
+        "across_over_one": percentile(&mut across, 50.0) / percentile(&mut one, 50.0),
+        "open_shards": open_now,
+        "rss_growth_mb_with_open_shards": rss_open as f64 / 1e6,
+        "k": args.k,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "sqlite-vector bench --shards {n_shards}x{per} (dim {dim}, cosine, k = {})",
+            args.k
+        );
+        for (k, v) in out.as_object().expect("object") {
+            println!("  {k:<30} {v}");
+        }
+    }
+    Ok(())
+}
+
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> CliResult {
+    if let Some(spec) = args.shards.clone() {
+        return many_shards(&args, &spec);
+    }
     if args.known_item {
         let dir = args
             .data
