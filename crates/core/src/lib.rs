@@ -52,6 +52,7 @@ pub mod codec;
 pub mod distance;
 mod error;
 pub mod filter;
+pub mod hnsw;
 pub mod manager;
 mod profile;
 pub mod schema;
