@@ -353,9 +353,19 @@ fn creates_and_lists_100k_shards() {
 
 /// Free space of the filesystem holding `dir`, in GB, from `df -Pk` (None if unavailable).
 fn free_disk_gb(dir: &std::path::Path) -> Option<f64> {
-    let out = std::process::Command::new("df").arg("-Pk").arg(dir).output().ok()?;
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
-    let kb: f64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    let kb: f64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
     Some(kb / 1e6)
 }
 
