@@ -12,6 +12,7 @@ use serde_json::json;
 use sqlite_vector::{Durability, HybridParams, Metric, NewItem, Profile, SearchParams, Shard};
 use sqlite_vector_dataset::{
     percentile, recall_at_k, Dataset, GtMetric, KnownItemScore, KnownItemSet, Matrix, QuerySet,
+    SeededRng,
 };
 
 use crate::{user, CliResult};
@@ -110,26 +111,9 @@ impl Drop for TempDir {
     }
 }
 
-/// Seeded standard-normal matrix (xorshift64* + Box–Muller).
+/// Seeded standard-normal matrix (see [`SeededRng`]).
 pub(crate) fn synth_normal(rows: usize, cols: usize, seed: u64) -> Matrix<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut data = Vec::with_capacity(rows * cols);
-    while data.len() < rows * cols {
-        let (u1, u2) = (next().max(1e-300), next());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        data.push((r * t.cos()) as f32);
-        if data.len() < rows * cols {
-            data.push((r * t.sin()) as f32);
-        }
-    }
-    Matrix { rows, cols, data }
+    SeededRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).matrix(rows, cols, false)
 }
 
 fn parse_synth(s: &str) -> CliResult<(usize, usize)> {

@@ -9,23 +9,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sqlite_vector::distance::Kernels;
-
-/// Seeded xorshift64* generator, so runs compare like with like.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40; // 24 random bits
-        bits as f32 / (1u32 << 24) as f32 * 2.0 - 1.0 // uniform in [-1, 1)
-    }
-
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next_f32()).collect()
-    }
-}
+use sqlite_vector_dataset::SeededRng as Rng;
 
 const DIMS: [usize; 3] = [128, 384, 1536];
 const F32: u64 = std::mem::size_of::<f32>() as u64;

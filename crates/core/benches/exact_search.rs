@@ -21,46 +21,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use serde_json::json;
 use sqlite_vector::{Filter, Metric, NewItem, Profile, SearchParams, Shard};
+use sqlite_vector_dataset::SeededRng as Rng;
 use sqlite_vector_dataset::{shared_dataset, Dataset, GtMetric, Matrix, QuerySet};
-
-/// Seeded xorshift64* generator, so runs compare like with like.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in (0, 1]: never 0, so `ln` is finite.
-    fn next_unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn next_normal(&mut self) -> f32 {
-        let (u, v) = (self.next_unit(), self.next_unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    /// `rows × dim` standard normal values; rows scaled to unit length when `unit`.
-    fn matrix(&mut self, rows: usize, dim: usize, unit: bool) -> Matrix<f32> {
-        let mut data: Vec<f32> = (0..rows * dim).map(|_| self.next_normal()).collect();
-        if unit {
-            for row in data.chunks_exact_mut(dim) {
-                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-                row.iter_mut().for_each(|x| *x /= norm);
-            }
-        }
-        Matrix {
-            rows,
-            cols: dim,
-            data,
-        }
-    }
-}
 
 /// An in-memory shard of `base` (ids are row numbers), with `{"bucket": row % 10}` metadata
 /// when `buckets`.

@@ -21,47 +21,11 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sqlite_vector::hnsw::{Hnsw, HnswParams, SliceSource, VectorSource};
 use sqlite_vector::Metric;
+use sqlite_vector_dataset::SeededRng as Rng;
 use sqlite_vector_dataset::{recall_at_k, shared_dataset, Dataset, GtMetric, Matrix, QuerySet};
 
 /// Vectors per build in `hnsw_build`.
 const BUILD_ROWS: usize = 5_000;
-
-/// Seeded xorshift64* generator, so runs compare like with like.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Standard normal (Box–Muller).
-    fn next_normal(&mut self) -> f32 {
-        let mut unit = || ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
-        let (u, v) = (unit(), unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    /// `rows × dim` unit vectors around `centres` (rows of the matrix), spread by `spread`.
-    fn around(&mut self, centres: &Matrix<f32>, rows: usize, spread: f32) -> Matrix<f32> {
-        let dim = centres.cols;
-        let mut data = Vec::with_capacity(rows * dim);
-        for _ in 0..rows {
-            let c = centres.row(self.next_u64() as usize % centres.rows);
-            let mut row: Vec<f32> = c.iter().map(|&x| x + spread * self.next_normal()).collect();
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            row.iter_mut().for_each(|x| *x /= norm);
-            data.extend(row);
-        }
-        Matrix {
-            rows,
-            cols: dim,
-            data,
-        }
-    }
-}
 
 /// The data set: name, base vectors, queries, and exact top-10 ids and cosine distances per
 /// query.
@@ -70,6 +34,24 @@ struct Data {
     base: Matrix<f32>,
     queries: Matrix<f32>,
     gt: Vec<(Vec<i32>, Vec<f32>)>,
+}
+
+/// `rows × dim` unit vectors around `centres` (rows of the matrix), spread by `spread`.
+fn around(rng: &mut Rng, centres: &Matrix<f32>, rows: usize, spread: f32) -> Matrix<f32> {
+    let dim = centres.cols;
+    let mut data = Vec::with_capacity(rows * dim);
+    for _ in 0..rows {
+        let c = centres.row(rng.next_u64() as usize % centres.rows);
+        let mut row: Vec<f32> = c.iter().map(|&x| x + spread * rng.next_normal()).collect();
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= norm);
+        data.extend(row);
+    }
+    Matrix {
+        rows,
+        cols: dim,
+        data,
+    }
 }
 
 fn data() -> Data {
@@ -99,8 +81,8 @@ fn data() -> Data {
         cols: 384,
         data: (0..1000 * 384).map(|_| rng.next_normal()).collect(),
     };
-    let base = rng.around(&centres, 25_000, 0.7);
-    let queries = rng.around(&centres, 500, 0.7);
+    let base = around(&mut rng, &centres, 25_000, 0.7);
+    let queries = around(&mut rng, &centres, 500, 0.7);
     let src = SliceSource::new(&base.data, base.cols);
     let gt = (0..queries.rows)
         .map(|q| {

@@ -18,23 +18,7 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use sqlite_vector::{Durability, Metric, NewItem, Profile, Shard};
-
-/// Seeded xorshift64* generator, so runs compare like with like.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40; // 24 random bits
-        bits as f32 / (1u32 << 24) as f32 * 2.0 - 1.0 // uniform in [-1, 1)
-    }
-
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next_f32()).collect()
-    }
-}
+use sqlite_vector_dataset::SeededRng as Rng;
 
 fn profile(dim: usize) -> Profile {
     Profile::new(dim, Metric::Cosine).with_durability(Durability::Normal)

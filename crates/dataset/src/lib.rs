@@ -362,6 +362,62 @@ impl KnownItemScore {
     }
 }
 
+/// A seeded xorshift64* generator (Vigna, "An experimental exploration of Marsaglia's xorshift
+/// generators, scrambled", 2016) for synthetic data, so that benchmarks and tests compare like
+/// with like across runs. Not for anything that needs unpredictability.
+#[derive(Debug, Clone)]
+pub struct SeededRng(pub u64);
+
+impl SeededRng {
+    /// The next 64 random bits (a zero state is replaced by a fixed non-zero one).
+    pub fn next_u64(&mut self) -> u64 {
+        if self.0 == 0 {
+            self.0 = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in (0, 1]: never 0, so `ln` is finite.
+    pub fn next_unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [-1, 1), 24 random bits.
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// `n` values of [`SeededRng::next_f32`].
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next_f32()).collect()
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn next_normal(&mut self) -> f32 {
+        let (u, v) = (self.next_unit(), self.next_unit());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+
+    /// `rows × dim` standard-normal values; with `unit`, each row scaled to length 1.
+    pub fn matrix(&mut self, rows: usize, dim: usize, unit: bool) -> Matrix<f32> {
+        let mut data: Vec<f32> = (0..rows * dim).map(|_| self.next_normal()).collect();
+        if unit {
+            for row in data.chunks_exact_mut(dim) {
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                row.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        Matrix {
+            rows,
+            cols: dim,
+            data,
+        }
+    }
+}
+
 /// The shared dataset directory `../shared/data/<name>` relative to the workspace root (or
 /// `$SQLITE_VECTOR_DATA/<name>` when that variable is set), if it exists.
 pub fn shared_dataset(name: &str) -> Option<PathBuf> {

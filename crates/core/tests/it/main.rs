@@ -18,21 +18,8 @@ pub fn sample_dir() -> PathBuf {
 
 /// Seeded pseudo-random vectors (xorshift64*), values in [-1, 1).
 pub fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            (0..dim)
-                .map(|_| {
-                    s ^= s >> 12;
-                    s ^= s << 25;
-                    s ^= s >> 27;
-                    ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 23) as f32)
-                        * 2.0
-                        - 1.0
-                })
-                .collect()
-        })
-        .collect()
+    let mut rng = sqlite_vector_dataset::SeededRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..n).map(|_| rng.vec(dim)).collect()
 }
 
 /// A file shard in a fresh temporary directory (kept alive by the returned guard).
