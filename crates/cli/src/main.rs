@@ -8,6 +8,7 @@
 mod bench;
 mod demo;
 mod import;
+mod mcp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,8 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// Serve MCP on stdio (for Claude Code, Claude Desktop and other MCP clients).
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(clap::Args)]
@@ -228,6 +231,16 @@ impl From<std::io::Error> for Failure {
         Failure {
             user: false,
             msg: e.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    /// An internal failure with this message.
+    pub(crate) fn internal(msg: impl Into<String>) -> Failure {
+        Failure {
+            msg: msg.into(),
+            user: false,
         }
     }
 }
@@ -506,6 +519,7 @@ fn run(cli: Cli) -> CliResult {
         }
         Command::Bench(args) => bench::run(args)?,
         Command::Demo { keep } => demo::run(keep)?,
+        Command::Mcp(args) => mcp::run(args)?,
     }
     Ok(())
 }

@@ -1,0 +1,1183 @@
+//! The tools: their arguments, results, JSON Schemas, descriptions and handlers.
+//!
+//! Every tool result carries the same JSON twice: as `structuredContent` (validated by the
+//! tool's `outputSchema`) and as one text content block, for clients that read only text.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlite_vector::{
+    Filter, HybridParams, Metric, MultiSearch, NewItem, Profile, SearchParams, Shard, ShardManager,
+    Targets, Update,
+};
+use sqlite_vector_embed::{EmbedError, Embedder};
+
+use crate::ServerLimits;
+
+/// A failed tool call: a user error becomes a tool result with `isError: true`, an internal
+/// one a JSON-RPC error -32603.
+#[derive(Debug)]
+enum ToolError {
+    User(String),
+    Internal(String),
+}
+
+type ToolResult<T> = Result<T, ToolError>;
+
+impl From<sqlite_vector::Error> for ToolError {
+    fn from(e: sqlite_vector::Error) -> Self {
+        if e.is_user_error() {
+            ToolError::User(e.to_string())
+        } else {
+            ToolError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<EmbedError> for ToolError {
+    fn from(e: EmbedError) -> Self {
+        if e.is_user_error() {
+            ToolError::User(format!("cannot embed the text: {e}"))
+        } else {
+            ToolError::Internal(format!("the embedder failed: {e}"))
+        }
+    }
+}
+
+fn user(msg: impl Into<String>) -> ToolError {
+    ToolError::User(msg.into())
+}
+
+// ------------------------------------------------------------------ arguments
+
+/// Arguments of `shard_create`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardCreateArgs {
+    /// Shard name: segments of `[A-Za-z0-9._-]` separated by `/`, e.g. `notes` or `team-a/coder`.
+    pub name: String,
+    /// Vector dimension. Omit it for a text shard: the server's embedder decides (and the shard
+    /// records the embedder's model). Give it only to store your own raw vectors.
+    pub dim: Option<usize>,
+    /// `cosine` (default), `l2` or `dot`.
+    pub metric: Option<String>,
+    /// Metadata fields (dotted paths) indexed for keyword search with the text.
+    pub searchable: Option<Vec<String>>,
+}
+
+/// Arguments of `shard_list`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardListArgs {
+    /// Only shards whose name starts with this prefix, e.g. `team-a/`.
+    pub prefix: Option<String>,
+}
+
+/// Arguments of `shard_stats` and `shard_drop`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardNameArgs {
+    /// The shard's name.
+    pub name: String,
+}
+
+/// One item to insert.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemArgs {
+    /// The item's id (1-512 bytes). Omit it to get a generated one. An existing id is an error.
+    pub id: Option<String>,
+    /// The text to store; it is embedded when no `vector` is given, and indexed for keyword search.
+    pub text: Option<String>,
+    /// A raw vector of the shard's dimension (instead of embedding `text`).
+    pub vector: Option<Vec<f32>>,
+    /// A JSON object of metadata, usable in search filters.
+    pub metadata: Option<Value>,
+}
+
+/// Arguments of `insert`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsertArgs {
+    /// The shard's name.
+    pub shard: String,
+    /// The item's id (1-512 bytes). Omit it to get a generated one. An existing id is an error.
+    pub id: Option<String>,
+    /// The text to store; it is embedded when no `vector` is given, and indexed for keyword search.
+    pub text: Option<String>,
+    /// A raw vector of the shard's dimension (instead of embedding `text`).
+    pub vector: Option<Vec<f32>>,
+    /// A JSON object of metadata, usable in search filters.
+    pub metadata: Option<Value>,
+}
+
+/// Arguments of `insert_batch`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsertBatchArgs {
+    /// The shard's name.
+    pub shard: String,
+    /// The items; all are inserted or none.
+    pub items: Vec<ItemArgs>,
+}
+
+/// Arguments of `search`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    /// One shard to search.
+    pub shard: Option<String>,
+    /// Several shards to search; their hits are merged into one top k.
+    pub shards: Option<Vec<String>>,
+    /// Search every shard whose name starts with this prefix.
+    pub prefix: Option<String>,
+    /// The query text.
+    pub text: Option<String>,
+    /// A raw query vector (instead of, or with, `text`).
+    pub vector: Option<Vec<f32>>,
+    /// Number of hits (default 10).
+    pub k: Option<usize>,
+    /// Metadata filter, e.g. `{"lang": "rust", "stars": {"$gte": 3}}` with `$eq $ne $in $nin $gt
+    /// $gte $lt $lte $exists $and $or $not`.
+    pub filter: Option<Value>,
+    /// Drop hits scoring below this (cosine and dot shards).
+    pub min_score: Option<f32>,
+    /// `vector` (meaning), `text` (keywords, BM25) or `hybrid` (both fused). Default: `hybrid`
+    /// with a text query, `vector` with only a vector.
+    pub mode: Option<String>,
+}
+
+/// Arguments of `get` and `delete`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRefArgs {
+    /// The shard's name.
+    pub shard: String,
+    /// The item's id.
+    pub id: String,
+}
+
+/// Arguments of `get`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetArgs {
+    /// The shard's name.
+    pub shard: String,
+    /// The item's id.
+    pub id: String,
+    /// Also return the stored vector (default false; vectors are long).
+    pub include_vector: Option<bool>,
+}
+
+/// Arguments of `update`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArgs {
+    /// The shard's name.
+    pub shard: String,
+    /// The item's id.
+    pub id: String,
+    /// New text. On a text shard it is re-embedded unless a `vector` is given.
+    pub text: Option<String>,
+    /// New raw vector.
+    pub vector: Option<Vec<f32>>,
+    /// New metadata (replaces the old object).
+    pub metadata: Option<Value>,
+}
+
+// ------------------------------------------------------------------ results
+
+/// A shard's description.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShardOut {
+    /// The shard's name.
+    pub name: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// `cosine`, `l2` or `dot`.
+    pub metric: String,
+    /// The model whose vectors the shard holds (null for raw-vector shards).
+    pub embedding_model: Option<String>,
+    /// Whether text can be inserted and searched by meaning with this server's embedder.
+    pub accepts_text: bool,
+}
+
+/// Result of `shard_create`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShardCreateOut {
+    /// The new shard.
+    pub shard: ShardOut,
+}
+
+/// Result of `shard_list`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShardListOut {
+    /// The shards, by name.
+    pub shards: Vec<ShardOut>,
+}
+
+/// Result of `shard_stats`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShardStatsOut {
+    /// The shard.
+    pub shard: ShardOut,
+    /// Live items.
+    pub count: usize,
+    /// Deleted items kept as tombstones.
+    pub tombstones: usize,
+    /// File size in bytes.
+    pub bytes_on_disk: u64,
+    /// How searches run.
+    pub search_method: String,
+}
+
+/// Result of `shard_drop`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShardDropOut {
+    /// The dropped shard's name.
+    pub dropped: String,
+}
+
+/// Result of `insert`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InsertOut {
+    /// The shard.
+    pub shard: String,
+    /// The stored item's id.
+    pub id: String,
+}
+
+/// Result of `insert_batch`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InsertBatchOut {
+    /// The shard.
+    pub shard: String,
+    /// The stored ids, in input order.
+    pub ids: Vec<String>,
+    /// How many were stored.
+    pub count: usize,
+}
+
+/// One search hit.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HitOut {
+    /// The item's id.
+    pub id: String,
+    /// Similarity (cosine, dot: higher is closer), L2 distance (lower is closer) or the fused
+    /// rank score (text, hybrid).
+    pub score: f32,
+    /// The item's metadata.
+    pub metadata: Value,
+    /// The item's text.
+    pub text: Option<String>,
+    /// The shard holding the item (searches across shards only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+/// A shard that failed in a search across shards.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FailureOut {
+    /// The shard.
+    pub shard: String,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// Result of `search`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SearchOut {
+    /// The mode used: `vector`, `text` or `hybrid`.
+    pub mode: String,
+    /// The hits, best first.
+    pub hits: Vec<HitOut>,
+    /// Shards that could not be searched (across shards only).
+    pub failures: Vec<FailureOut>,
+}
+
+/// Result of `get`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetOut {
+    /// The item's id.
+    pub id: String,
+    /// The item's metadata.
+    pub metadata: Value,
+    /// The item's text.
+    pub text: Option<String>,
+    /// The stored vector (only with `include_vector`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Result of `update` and `delete`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DoneOut {
+    /// The shard.
+    pub shard: String,
+    /// The item's id.
+    pub id: String,
+    /// `updated` or `deleted`.
+    pub status: String,
+}
+
+// ------------------------------------------------------------------ tool table
+
+struct ToolSpec {
+    name: &'static str,
+    title: &'static str,
+    description: &'static str,
+    input: fn() -> Value,
+    output: fn() -> Value,
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+}
+
+fn schema<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_else(|_| json!({"type": "object"}))
+}
+
+const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "shard_create",
+        title: "Create a shard",
+        description: "Create a named shard (a small vector database file) to hold memories, notes or documents. \
+Omit `dim` and `metric` to store text: the server's offline embedder sets the dimension and the shard records its model. \
+Give `dim` only if you will insert your own raw vectors. Do not use it when the shard already exists (that is an error; use shard_list). \
+Example: {\"name\": \"notes\"} or {\"name\": \"team-a/coder\", \"searchable\": [\"title\"]}.",
+        input: schema::<ShardCreateArgs>,
+        output: schema::<ShardCreateOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "shard_list",
+        title: "List shards",
+        description: "List the shards that exist (name, dimension, metric, embedding model), optionally those under a name prefix. \
+Use it to find where memories live before searching. Not for item counts (use shard_stats). \
+Example: {} or {\"prefix\": \"team-a/\"}.",
+        input: schema::<ShardListArgs>,
+        output: schema::<ShardListOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "shard_stats",
+        title: "Shard statistics",
+        description: "Show one shard's profile and size: live items, tombstones, bytes on disk, search method. \
+Not for finding items (use search or get). Example: {\"name\": \"notes\"}.",
+        input: schema::<ShardNameArgs>,
+        output: schema::<ShardStatsOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "shard_drop",
+        title: "Drop a shard",
+        description: "Delete a whole shard and every item in it, permanently. \
+Do not use it to remove single items (use delete) or to empty a shard you still need. Example: {\"name\": \"scratch\"}.",
+        input: schema::<ShardNameArgs>,
+        output: schema::<ShardDropOut>,
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "insert",
+        title: "Insert one item",
+        description: "Store one item (a memory, note or document) in a shard: its text is embedded offline and indexed for keyword search; metadata can be filtered on later. \
+The write is durable when the call returns. An existing id is an error (use update to change an item). For many items use insert_batch. \
+Example: {\"shard\": \"notes\", \"text\": \"The deploy key lives in vault path ops/deploy\", \"metadata\": {\"topic\": \"ops\"}}. Returns the item's id.",
+        input: schema::<InsertArgs>,
+        output: schema::<InsertOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "insert_batch",
+        title: "Insert many items",
+        description: "Store many items in one shard in one transaction (all or none); each item has `text` and/or `vector`, optional `id` and `metadata`. \
+Prefer it to repeated insert calls. Not for changing existing items (use update). \
+Example: {\"shard\": \"notes\", \"items\": [{\"text\": \"first fact\"}, {\"id\": \"f2\", \"text\": \"second fact\", \"metadata\": {\"src\": \"chat\"}}]}.",
+        input: schema::<InsertBatchArgs>,
+        output: schema::<InsertBatchOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "search",
+        title: "Search",
+        description: "Find the items most relevant to a query in one shard (`shard`), several (`shards`) or all under a name prefix (`prefix`). \
+`mode`: `vector` (by meaning), `text` (by keywords, BM25) or `hybrid` (both fused; the default for a text query). \
+Optional `filter` on metadata, e.g. {\"topic\": \"ops\"} or {\"stars\": {\"$gte\": 3}}; `min_score` drops weak hits. Hits come best first with id, score, metadata and text. \
+Not for fetching a known id (use get). Example: {\"shard\": \"notes\", \"text\": \"where is the deploy key?\", \"k\": 5}.",
+        input: schema::<SearchArgs>,
+        output: schema::<SearchOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "get",
+        title: "Get an item",
+        description: "Fetch one item by id: its metadata and text (and vector with include_vector). \
+Not for finding items by content (use search). Example: {\"shard\": \"notes\", \"id\": \"note-1\"}.",
+        input: schema::<GetArgs>,
+        output: schema::<GetOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "update",
+        title: "Update an item",
+        description: "Change an existing item's text, vector and/or metadata (metadata is replaced whole). New text on a text shard is re-embedded. \
+The id must exist (use insert for new items). Example: {\"shard\": \"notes\", \"id\": \"note-1\", \"text\": \"The deploy key moved to ops/deploy-v2\"}.",
+        input: schema::<UpdateArgs>,
+        output: schema::<DoneOut>,
+        read_only: false,
+        destructive: true,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "delete",
+        title: "Delete an item",
+        description: "Delete one item by id, permanently. Not for whole shards (use shard_drop). \
+Example: {\"shard\": \"notes\", \"id\": \"note-1\"}.",
+        input: schema::<ItemRefArgs>,
+        output: schema::<DoneOut>,
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+    },
+];
+
+fn tool_definition(spec: &ToolSpec) -> Tool {
+    let value = json!({
+        "name": spec.name,
+        "title": spec.title,
+        "description": spec.description,
+        "inputSchema": (spec.input)(),
+        "outputSchema": (spec.output)(),
+        "annotations": {
+            "title": spec.title,
+            "readOnlyHint": spec.read_only,
+            "destructiveHint": spec.destructive,
+            "idempotentHint": spec.idempotent,
+            "openWorldHint": false,
+        },
+    });
+    serde_json::from_value(value).expect("tool definitions are valid")
+}
+
+// ------------------------------------------------------------------ the server
+
+/// The MCP server: a [`ShardManager`] and an [`Embedder`] behind the tools.
+#[derive(Clone)]
+pub struct SqliteVectorServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    manager: ShardManager,
+    embedder: Arc<dyn Embedder>,
+    limits: ServerLimits,
+    tools: Vec<Tool>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+impl SqliteVectorServer {
+    /// A server over `manager`, embedding text with `embedder`, bounded by `limits`.
+    pub fn new(manager: ShardManager, embedder: Arc<dyn Embedder>, limits: ServerLimits) -> Self {
+        let tools = TOOLS.iter().map(tool_definition).collect();
+        let by_name = TOOLS.iter().enumerate().map(|(i, t)| (t.name, i)).collect();
+        SqliteVectorServer {
+            inner: Arc::new(Inner {
+                manager,
+                embedder,
+                limits,
+                tools,
+                by_name,
+            }),
+        }
+    }
+
+    /// The tool definitions (name, schemas, annotations, description).
+    pub fn tools(&self) -> &[Tool] {
+        &self.inner.tools
+    }
+
+    /// Runs one tool synchronously and returns its structured result, or the tool error
+    /// (`Err(Ok(message))` for a user error, `Err(Err(message))` for an internal one).
+    pub fn call(&self, name: &str, args: Value) -> Result<Value, Result<String, String>> {
+        match self.inner.dispatch(name, args) {
+            Ok(v) => Ok(v),
+            Err(ToolError::User(m)) => Err(Ok(m)),
+            Err(ToolError::Internal(m)) => Err(Err(m)),
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: Value) -> ToolResult<T> {
+    serde_json::from_value(args).map_err(|e| {
+        user(format!(
+            "invalid arguments for {tool}: {e}; see the tool's input schema"
+        ))
+    })
+}
+
+fn out<T: Serialize>(v: T) -> ToolResult<Value> {
+    serde_json::to_value(v).map_err(|e| ToolError::Internal(e.to_string()))
+}
+
+impl Inner {
+    fn dispatch(&self, name: &str, args: Value) -> ToolResult<Value> {
+        match name {
+            "shard_create" => self.shard_create(parse(name, args)?),
+            "shard_list" => self.shard_list(parse(name, args)?),
+            "shard_stats" => self.shard_stats(parse(name, args)?),
+            "shard_drop" => self.shard_drop(parse(name, args)?),
+            "insert" => {
+                let a: InsertArgs = parse(name, args)?;
+                let item = ItemArgs {
+                    id: a.id,
+                    text: a.text,
+                    vector: a.vector,
+                    metadata: a.metadata,
+                };
+                let shard = self.open(&a.shard)?;
+                let mut items = self.prepare(&a.shard, &shard, vec![item])?;
+                let id = shard.insert(items.remove(0))?;
+                out(InsertOut { shard: a.shard, id })
+            }
+            "insert_batch" => {
+                let a: InsertBatchArgs = parse(name, args)?;
+                if a.items.len() > self.limits.max_batch {
+                    return Err(user(format!(
+                        "batch too large: {} items, the limit is {}; split it into several insert_batch calls",
+                        a.items.len(),
+                        self.limits.max_batch
+                    )));
+                }
+                let shard = self.open(&a.shard)?;
+                let items = self.prepare(&a.shard, &shard, a.items)?;
+                let ids = shard.insert_batch(items)?;
+                out(InsertBatchOut {
+                    shard: a.shard,
+                    count: ids.len(),
+                    ids,
+                })
+            }
+            "search" => self.search(parse(name, args)?),
+            "get" => {
+                let a: GetArgs = parse(name, args)?;
+                let item = self.open(&a.shard)?.get(&a.id)?;
+                out(GetOut {
+                    id: item.id,
+                    metadata: item.metadata,
+                    text: item.text,
+                    vector: a.include_vector.unwrap_or(false).then_some(item.vector),
+                })
+            }
+            "update" => self.update(parse(name, args)?),
+            "delete" => {
+                let a: ItemRefArgs = parse(name, args)?;
+                self.open(&a.shard)?.delete(&a.id)?;
+                out(DoneOut {
+                    shard: a.shard,
+                    id: a.id,
+                    status: "deleted".into(),
+                })
+            }
+            _ => Err(user(format!("unknown tool {name}"))),
+        }
+    }
+
+    fn open(&self, name: &str) -> ToolResult<Arc<Shard>> {
+        sqlite_vector::manager::validate_name(name)?;
+        if !self.manager.exists(name)? {
+            return Err(user(format!(
+                "unknown shard {name:?}; create it with shard_create or see shard_list"
+            )));
+        }
+        Ok(self.manager.open_shard(name)?)
+    }
+
+    fn describe(&self, name: String, profile: &Profile) -> ShardOut {
+        ShardOut {
+            accepts_text: profile.embedding_model.as_deref() == Some(self.embedder.model_id())
+                && profile.dimension == self.embedder.dimension(),
+            name,
+            dim: profile.dimension,
+            metric: profile.metric.as_str().to_owned(),
+            embedding_model: profile.embedding_model.clone(),
+        }
+    }
+
+    /// Refuses text embedding for a shard filled with another model (or raw vectors).
+    fn check_model(&self, name: &str, profile: &Profile) -> ToolResult<()> {
+        let ours = self.embedder.model_id();
+        match profile.embedding_model.as_deref() {
+            Some(m) if m == ours => {
+                if profile.dimension != self.embedder.dimension() {
+                    return Err(user(format!(
+                        "dimension mismatch: shard {name:?} has {}, the embedder {ours} makes {}",
+                        profile.dimension,
+                        self.embedder.dimension()
+                    )));
+                }
+                Ok(())
+            }
+            Some(m) => Err(user(format!(
+                "embedding model mismatch: shard {name:?} was filled with {m}, this server embeds with {ours}; \
+pass raw `vector`s of model {m}, use mode \"text\" for keyword search, or use another shard"
+            ))),
+            None => Err(user(format!(
+                "shard {name:?} holds raw vectors (no embedding model), so text cannot be embedded for it \
+(this server embeds with {ours}); pass a `vector`, use mode \"text\" for keyword search, \
+or create a text shard with shard_create without `dim`"
+            ))),
+        }
+    }
+
+    fn check_text(&self, what: &str, text: &str) -> ToolResult<()> {
+        if text.len() > self.limits.max_text_bytes {
+            return Err(user(format!(
+                "{what} is too long: {} bytes, the limit is {}; shorten or split it",
+                text.len(),
+                self.limits.max_text_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_vector(&self, what: &str, v: &[f32]) -> ToolResult<()> {
+        if v.len() > self.limits.max_dim {
+            return Err(user(format!(
+                "{what} is too long: {} components, the limit is {}",
+                v.len(),
+                self.limits.max_dim
+            )));
+        }
+        Ok(())
+    }
+
+    /// Turns item arguments into [`NewItem`]s, embedding the texts that come without vectors
+    /// (in one batch).
+    fn prepare(&self, name: &str, shard: &Shard, items: Vec<ItemArgs>) -> ToolResult<Vec<NewItem>> {
+        let mut to_embed = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = if items.len() > 1 {
+                format!("item {i}: ")
+            } else {
+                String::new()
+            };
+            if let Some(t) = &item.text {
+                self.check_text(&format!("{at}text"), t)?;
+            }
+            if let Some(v) = &item.vector {
+                self.check_vector(&format!("{at}vector"), v)?;
+            } else {
+                match &item.text {
+                    Some(t) => to_embed.push((i, t.as_str())),
+                    None => {
+                        return Err(user(format!(
+                            "{at}give `text` (embedded by the server) or `vector`"
+                        )))
+                    }
+                }
+            }
+        }
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        if !to_embed.is_empty() {
+            self.check_model(name, shard.profile())?;
+            let texts: Vec<&str> = to_embed.iter().map(|(_, t)| *t).collect();
+            let embedded = self.embed(&texts).map_err(|e| match e {
+                ToolError::User(m) if items.len() > 1 => {
+                    ToolError::User(format!("{m} (index among the items that need embedding)"))
+                }
+                other => other,
+            })?;
+            for ((i, _), v) in to_embed.iter().zip(embedded) {
+                vectors[*i] = Some(v);
+            }
+        }
+        Ok(items
+            .into_iter()
+            .zip(vectors)
+            .map(|(item, embedded)| NewItem {
+                id: item.id,
+                vector: item.vector.or(embedded).unwrap_or_default(),
+                metadata: item.metadata,
+                text: item.text,
+            })
+            .collect())
+    }
+
+    fn embed(&self, texts: &[&str]) -> ToolResult<Vec<Vec<f32>>> {
+        let vectors = self.embedder.embed_batch(texts)?;
+        if vectors.len() != texts.len() {
+            return Err(ToolError::Internal(format!(
+                "the embedder returned {} vectors for {} texts",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        Ok(vectors)
+    }
+
+    fn shard_create(&self, a: ShardCreateArgs) -> ToolResult<Value> {
+        sqlite_vector::manager::validate_name(&a.name)?;
+        let metric: Metric = match &a.metric {
+            Some(m) => m.parse()?,
+            None => Metric::Cosine,
+        };
+        let mut profile = match a.dim {
+            Some(dim) => {
+                if dim > self.limits.max_dim {
+                    return Err(user(format!(
+                        "dim {dim} is over the limit {}",
+                        self.limits.max_dim
+                    )));
+                }
+                Profile::new(dim, metric)
+            }
+            None => {
+                let dim = self.embedder.dimension();
+                if dim == 0 {
+                    return Err(ToolError::Internal(format!(
+                        "the embedder {} does not know its dimension; configure it",
+                        self.embedder.model_id()
+                    )));
+                }
+                Profile::new(dim, metric).with_embedding_model(self.embedder.model_id())
+            }
+        };
+        if let Some(fields) = a.searchable {
+            profile = profile.with_searchable_fields(fields);
+        }
+        if self.manager.exists(&a.name)? {
+            return Err(user(format!(
+                "shard {:?} already exists; use it, or shard_drop it first",
+                a.name
+            )));
+        }
+        let shard = self.manager.create(&a.name, &profile)?;
+        out(ShardCreateOut {
+            shard: self.describe(a.name, shard.profile()),
+        })
+    }
+
+    fn shard_list(&self, a: ShardListArgs) -> ToolResult<Value> {
+        let shards = self
+            .manager
+            .list(a.prefix.as_deref())?
+            .into_iter()
+            .map(|info| self.describe(info.name, &info.profile))
+            .collect();
+        out(ShardListOut { shards })
+    }
+
+    fn shard_stats(&self, a: ShardNameArgs) -> ToolResult<Value> {
+        let shard = self.open(&a.name)?;
+        let stats = shard.stats()?;
+        out(ShardStatsOut {
+            shard: self.describe(a.name, shard.profile()),
+            count: stats.count,
+            tombstones: stats.tombstones,
+            bytes_on_disk: stats.bytes_on_disk,
+            search_method: stats.search_method,
+        })
+    }
+
+    fn shard_drop(&self, a: ShardNameArgs) -> ToolResult<Value> {
+        sqlite_vector::manager::validate_name(&a.name)?;
+        if !self.manager.exists(&a.name)? {
+            return Err(user(format!("unknown shard {:?}; see shard_list", a.name)));
+        }
+        self.manager.drop_shard(&a.name)?;
+        out(ShardDropOut { dropped: a.name })
+    }
+
+    fn update(&self, a: UpdateArgs) -> ToolResult<Value> {
+        let shard = self.open(&a.shard)?;
+        if let Some(t) = &a.text {
+            self.check_text("text", t)?;
+        }
+        if let Some(v) = &a.vector {
+            self.check_vector("vector", v)?;
+        }
+        if a.text.is_none() && a.vector.is_none() && a.metadata.is_none() {
+            return Err(user(
+                "nothing to update: give `text`, `vector` and/or `metadata`",
+            ));
+        }
+        let mut vector = a.vector;
+        if let (None, Some(t)) = (&vector, &a.text) {
+            // A text shard keeps text and vector in step; a raw-vector shard only re-indexes text.
+            if shard.profile().embedding_model.is_some() {
+                self.check_model(&a.shard, shard.profile())?;
+                vector = Some(self.embed(&[t])?.remove(0));
+            }
+        }
+        shard.update(
+            &a.id,
+            Update {
+                vector,
+                metadata: a.metadata,
+                text: a.text,
+            },
+        )?;
+        out(DoneOut {
+            shard: a.shard,
+            id: a.id,
+            status: "updated".into(),
+        })
+    }
+
+    fn search(&self, a: SearchArgs) -> ToolResult<Value> {
+        let k = a.k.unwrap_or(10);
+        if k == 0 || k > self.limits.max_k {
+            return Err(user(format!(
+                "k must be 1..={}, got {k}",
+                self.limits.max_k
+            )));
+        }
+        if let Some(t) = &a.text {
+            self.check_text("query text", t)?;
+        }
+        if let Some(v) = &a.vector {
+            self.check_vector("query vector", v)?;
+        }
+        let mode = match (a.mode.as_deref(), &a.text, &a.vector) {
+            (_, None, None) => return Err(user("give a query: `text` and/or `vector`")),
+            (None, Some(_), _) => "hybrid",
+            (None, None, Some(_)) => "vector",
+            (Some(m @ ("vector" | "hybrid")), _, _) => m,
+            (Some("text"), Some(_), _) => "text",
+            (Some("text"), None, _) => return Err(user("mode \"text\" needs `text`")),
+            (Some(m), _, _) => {
+                return Err(user(format!(
+                    "unknown mode {m:?}; use \"vector\", \"text\" or \"hybrid\""
+                )))
+            }
+        };
+        if mode == "hybrid" && a.text.is_none() {
+            return Err(user(
+                "mode \"hybrid\" needs `text` (and optionally `vector`)",
+            ));
+        }
+        let mut params = SearchParams::k(k);
+        params.min_score = a.min_score;
+        if let Some(f) = &a.filter {
+            let filter: Filter = f.to_string().parse()?;
+            params.filter = Some(filter);
+        }
+        let targets: Vec<String>;
+        let prefix: Option<&str>;
+        match (&a.shard, &a.shards, &a.prefix) {
+            (Some(s), None, None) => {
+                targets = vec![s.clone()];
+                prefix = None;
+            }
+            (None, Some(list), None) if !list.is_empty() => {
+                targets = list.clone();
+                prefix = None;
+            }
+            (None, None, Some(p)) => {
+                targets = Vec::new();
+                prefix = Some(p.as_str());
+            }
+            _ => {
+                return Err(user(
+                    "give exactly one of `shard`, `shards` (a non-empty list) or `prefix`",
+                ))
+            }
+        }
+        // Profiles of the shards searched, for the model check.
+        let single: Option<Arc<Shard>> = match &a.shard {
+            Some(name) => Some(self.open(name)?),
+            None => None,
+        };
+        let profiles: Vec<(String, Profile)> = match prefix {
+            None => targets
+                .iter()
+                .map(|n| match &single {
+                    Some(shard) => Ok((n.clone(), shard.profile().clone())),
+                    None => Ok((n.clone(), self.open(n)?.profile().clone())),
+                })
+                .collect::<ToolResult<_>>()?,
+            Some(p) => self
+                .manager
+                .list(Some(p))?
+                .into_iter()
+                .map(|i| (i.name, i.profile))
+                .collect(),
+        };
+        let needs_embedding = mode != "text" && a.vector.is_none();
+        let query: Option<Vec<f32>> = if needs_embedding {
+            for (name, profile) in &profiles {
+                self.check_model(name, profile)?;
+            }
+            if profiles.is_empty() {
+                return out(SearchOut {
+                    mode: mode.into(),
+                    hits: Vec::new(),
+                    failures: Vec::new(),
+                });
+            }
+            Some(
+                self.embed(&[a.text.as_deref().unwrap_or_default()])?
+                    .remove(0),
+            )
+        } else {
+            a.vector.clone()
+        };
+        let text = a.text.as_deref().unwrap_or_default();
+        let hybrid = HybridParams::default();
+        if let Some(shard) = single {
+            let hits = match mode {
+                "text" => shard.search_text(text, &params)?,
+                "hybrid" => shard.search_hybrid(
+                    query.as_deref().unwrap_or_default(),
+                    text,
+                    &params,
+                    &hybrid,
+                )?,
+                _ => shard.search(query.as_deref().unwrap_or_default(), &params)?,
+            };
+            let hits = hits
+                .into_iter()
+                .map(|h| HitOut {
+                    id: h.id,
+                    score: h.score,
+                    metadata: h.metadata,
+                    text: h.text,
+                    shard: None,
+                })
+                .collect();
+            return out(SearchOut {
+                mode: mode.into(),
+                hits,
+                failures: Vec::new(),
+            });
+        }
+        let names: Vec<&str> = targets.iter().map(String::as_str).collect();
+        let t = match prefix {
+            Some(p) => Targets::Prefix(p),
+            None => Targets::Names(&names),
+        };
+        let q = query.as_deref().unwrap_or_default();
+        let result: MultiSearch = match mode {
+            "text" => self.manager.search_text(t, text, &params)?,
+            "hybrid" => self.manager.search_hybrid(t, q, text, &params, &hybrid)?,
+            _ => self.manager.search(t, q, &params)?,
+        };
+        out(SearchOut {
+            mode: mode.into(),
+            hits: result
+                .hits
+                .into_iter()
+                .map(|h| HitOut {
+                    id: h.hit.id,
+                    score: h.hit.score,
+                    metadata: h.hit.metadata,
+                    text: h.hit.text,
+                    shard: Some(h.shard),
+                })
+                .collect(),
+            failures: result
+                .failures
+                .into_iter()
+                .map(|f| FailureOut {
+                    shard: f.shard,
+                    error: f.error,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn tool_result(value: &Value, is_error: bool) -> Result<CallToolResult, McpError> {
+    let text = if is_error {
+        value["error"].as_str().unwrap_or_default().to_owned()
+    } else {
+        value.to_string()
+    };
+    let mut body = json!({
+        "content": [{"type": "text", "text": text}],
+        "isError": is_error,
+        "resultType": "complete",
+    });
+    if !is_error {
+        body["structuredContent"] = value.clone();
+    }
+    serde_json::from_value(body).map_err(|e| McpError::internal_error(e.to_string(), None))
+}
+
+impl ServerHandler for SqliteVectorServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = Implementation::new(crate::SERVER_NAME, env!("CARGO_PKG_VERSION"));
+        info.title = Some("sqlite-vector: shards of vectors and text for agents".into());
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(info)
+            .with_instructions(
+                "Durable, offline vector memory. Create a shard (shard_create {\"name\": \"notes\"}), \
+store texts with insert / insert_batch, find them with search (by meaning, keywords or both), \
+and manage them with get / update / delete. Texts are embedded by the server, offline.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.inner.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner
+            .by_name
+            .get(name)
+            .map(|&i| self.inner.tools[i].clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let name: Cow<'static, str> = request.name;
+        if !self.inner.by_name.contains_key(name.as_ref()) {
+            return Err(McpError::invalid_params(
+                format!("unknown tool {name}; see tools/list"),
+                None,
+            ));
+        }
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let inner = self.inner.clone();
+        let result = tokio::task::spawn_blocking(move || inner.dispatch(&name, args))
+            .await
+            .map_err(|e| McpError::internal_error(format!("tool task failed: {e}"), None))?;
+        let result = match result {
+            Ok(v) => tool_result(&v, false)?,
+            Err(ToolError::User(m)) => tool_result(&json!({ "error": m }), true)?,
+            Err(ToolError::Internal(m)) => {
+                eprintln!("sqlite-vector mcp: internal error: {m}");
+                return Err(McpError::internal_error(m, None));
+            }
+        };
+        Ok(result.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlite_vector::ManagerOptions;
+    use sqlite_vector_embed::StaticEmbedder;
+
+    fn server(dir: &std::path::Path) -> SqliteVectorServer {
+        let manager = ShardManager::open(dir, ManagerOptions::default()).unwrap();
+        let embedder: Arc<dyn Embedder> = Arc::new(StaticEmbedder::builtin().unwrap());
+        SqliteVectorServer::new(manager, embedder, ServerLimits::default())
+    }
+
+    #[test]
+    fn every_tool_has_schemas_annotations_and_an_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        assert_eq!(s.tools().len(), TOOLS.len());
+        for t in s.tools() {
+            let v = serde_json::to_value(t).unwrap();
+            assert_eq!(v["inputSchema"]["type"], "object", "{v}");
+            assert_eq!(v["outputSchema"]["type"], "object", "{v}");
+            assert!(v["annotations"]["readOnlyHint"].is_boolean());
+            assert!(v["description"].as_str().unwrap().contains("Example"));
+        }
+    }
+
+    #[test]
+    fn user_errors_and_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        s.call("shard_create", json!({"name": "n"})).unwrap();
+        s.call("shard_create", json!({"name": "raw", "dim": 3}))
+            .unwrap();
+        let r = s
+            .call(
+                "insert",
+                json!({"shard": "n", "text": "rust async runtime"}),
+            )
+            .unwrap();
+        assert!(r["id"].is_string());
+        let err = s
+            .call("insert", json!({"shard": "raw", "text": "hello"}))
+            .unwrap_err()
+            .unwrap();
+        assert!(err.contains("minilm-static-256"), "{err}");
+        let err = s
+            .call("insert", json!({"shard": "../etc", "text": "x"}))
+            .unwrap_err()
+            .unwrap();
+        assert!(err.contains("invalid shard name"), "{err}");
+        let hits = s
+            .call(
+                "search",
+                json!({"shard": "n", "text": "async rust", "mode": "vector"}),
+            )
+            .unwrap();
+        assert_eq!(hits["hits"].as_array().unwrap().len(), 1);
+    }
+
+    /// An embedder that is down: its failure is internal (JSON-RPC -32603), never a fallback.
+    struct Down;
+
+    impl Embedder for Down {
+        fn model_id(&self) -> &str {
+            "minilm-static-256"
+        }
+        fn dimension(&self) -> usize {
+            256
+        }
+        fn embed_batch(&self, _texts: &[&str]) -> sqlite_vector_embed::Result<Vec<Vec<f32>>> {
+            Err(EmbedError::Http {
+                url: "http://127.0.0.1:9/embeddings".into(),
+                message: "connection refused".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_failing_embedder_is_an_internal_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = ShardManager::open(dir.path(), ManagerOptions::default()).unwrap();
+        let s = SqliteVectorServer::new(manager, Arc::new(Down), ServerLimits::default());
+        s.call("shard_create", json!({"name": "n"})).unwrap();
+        let err = s
+            .call("insert", json!({"shard": "n", "text": "hello"}))
+            .unwrap_err()
+            .unwrap_err();
+        assert!(err.contains("connection refused"), "{err}");
+        assert_eq!(
+            s.call("shard_stats", json!({"name": "n"})).unwrap()["count"],
+            0
+        );
+    }
+}
