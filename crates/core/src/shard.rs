@@ -835,6 +835,9 @@ impl Shard {
             (Some(p), Error::Sqlite(s)) => map_foreign(p, s),
             (_, e) => e,
         })?;
+        // The load filled SQLite's page cache with every vector page; the arena now holds the
+        // vectors, so give that memory back (about 1.6 MB per 1,000 × 384 shard).
+        db.execute_batch("PRAGMA shrink_memory")?;
         Ok(Shard {
             path,
             profile,
