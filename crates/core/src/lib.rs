@@ -44,6 +44,11 @@
 //! * [`filter`]: the metadata filter language (`$eq $ne $in $nin $gt $gte $lt $lte $exists
 //!   $and $or $not`), compiled to SQL with bound parameters.
 //! * [`sqlfn`]: `vec_distance_cosine`, `vec_distance_l2`, `vec_dot`, `vec_norm` in SQL.
+//! * [`manager`]: [`ShardManager`], named shards under a root directory, search across shards.
+//! * [`hnsw`]: an HNSW graph index over caller-provided vectors (not yet used by shards).
+//!
+//! Full-text (BM25) and hybrid (reciprocal rank fusion) search are [`Shard::search_text`] and
+//! [`Shard::search_hybrid`].
 
 #![warn(missing_docs)]
 
