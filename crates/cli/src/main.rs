@@ -33,18 +33,8 @@ enum Command {
     Create {
         /// Path of the new shard file.
         path: PathBuf,
-        /// Vector dimension.
-        #[arg(long)]
-        dim: usize,
-        /// Metric: cosine, l2 or dot.
-        #[arg(long, default_value = "cosine")]
-        metric: Metric,
-        /// Durability: full or normal.
-        #[arg(long, default_value = "normal")]
-        durability: Durability,
-        /// Id of the embedding model the vectors come from.
-        #[arg(long)]
-        model: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Import vectors from a .npy file (with ids/metadata/text from JSONL) or from JSONL lines
     /// that carry a vector.
@@ -147,6 +137,36 @@ struct SearchArgs {
     json: bool,
 }
 
+/// The profile flags of `create` and `shards create`.
+#[derive(clap::Args)]
+struct ProfileArgs {
+    /// Vector dimension.
+    #[arg(long)]
+    dim: usize,
+    /// Metric: cosine, l2 or dot.
+    #[arg(long, default_value = "cosine")]
+    metric: Metric,
+    /// Durability: full or normal.
+    #[arg(long, default_value = "normal")]
+    durability: Durability,
+    /// Id of the embedding model the vectors come from.
+    #[arg(long)]
+    model: Option<String>,
+    /// Metadata fields indexed for full-text search (repeatable).
+    #[arg(long = "searchable")]
+    searchable: Vec<String>,
+}
+
+impl ProfileArgs {
+    fn profile(&self) -> Profile {
+        let mut profile = Profile::new(self.dim, self.metric)
+            .with_durability(self.durability)
+            .with_searchable_fields(self.searchable.clone());
+        profile.embedding_model = self.model.clone();
+        profile
+    }
+}
+
 #[derive(Subcommand)]
 enum ShardsCommand {
     /// List shards (name, profile, size), optionally under a namespace prefix.
@@ -168,21 +188,8 @@ enum ShardsCommand {
         /// Root directory (created if missing).
         #[arg(long)]
         root: PathBuf,
-        /// Vector dimension.
-        #[arg(long)]
-        dim: usize,
-        /// Metric: cosine, l2 or dot.
-        #[arg(long, default_value = "cosine")]
-        metric: Metric,
-        /// Durability: full or normal.
-        #[arg(long, default_value = "normal")]
-        durability: Durability,
-        /// Id of the embedding model the vectors come from.
-        #[arg(long)]
-        model: Option<String>,
-        /// Metadata fields indexed for full-text search (repeatable).
-        #[arg(long = "searchable")]
-        searchable: Vec<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Drop a shard and its files.
     Drop {
@@ -430,20 +437,14 @@ fn shards(command: ShardsCommand) -> CliResult {
         ShardsCommand::Create {
             name,
             root,
-            dim,
-            metric,
-            durability,
-            model,
-            searchable,
+            profile,
         } => {
             let manager = ShardManager::open(&root, ManagerOptions::default())?;
-            let mut profile = Profile::new(dim, metric)
-                .with_durability(durability)
-                .with_searchable_fields(searchable);
-            profile.embedding_model = model;
-            manager.create(&name, &profile)?;
+            manager.create(&name, &profile.profile())?;
             println!(
-                "created shard {name} (dim {dim}, {metric}) in {}",
+                "created shard {name} (dim {}, {}) in {}",
+                profile.dim,
+                profile.metric,
                 root.display()
             );
         }
@@ -463,19 +464,14 @@ fn shards(command: ShardsCommand) -> CliResult {
 
 fn run(cli: Cli) -> CliResult {
     match cli.command {
-        Command::Create {
-            path,
-            dim,
-            metric,
-            durability,
-            model,
-        } => {
-            let mut profile = Profile::new(dim, metric).with_durability(durability);
-            profile.embedding_model = model;
-            Shard::create(&path, &profile)?;
+        Command::Create { path, profile } => {
+            Shard::create(&path, &profile.profile())?;
             println!(
-                "created {} (dim {dim}, {metric}, durability {durability})",
-                path.display()
+                "created {} (dim {}, {}, durability {})",
+                path.display(),
+                profile.dim,
+                profile.metric,
+                profile.durability
             );
         }
         Command::Import(args) => import::run(args)?,
