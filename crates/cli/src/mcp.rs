@@ -26,6 +26,10 @@ pub(crate) struct McpArgs {
     /// Largest vector dimension.
     #[arg(long, default_value_t = ServerLimits::default().max_dim)]
     max_dim: usize,
+    /// Largest JSON-RPC message (one stdin line) in bytes; a longer one is answered with
+    /// error -32600 and skipped.
+    #[arg(long, default_value_t = ServerLimits::default().max_message_bytes)]
+    max_message_bytes: usize,
 }
 
 /// The root directory: the flag, else `SQLITE_VECTOR_HOME`, else the platform data directory.
@@ -68,6 +72,7 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
         max_batch: args.max_batch,
         max_text_bytes: args.max_text_bytes,
         max_dim: args.max_dim,
+        max_message_bytes: args.max_message_bytes,
         ..ServerLimits::default()
     };
     let config = ServerConfig::new(root)

@@ -1,6 +1,7 @@
 //! `sqlite-vector mcp` over stdio, driven with raw JSON-RPC lines (responses matched by id):
-//! tools, error results, limits, durability under `kill -9`, two servers on one root, and the
-//! real Python MCP client (`mcp_client.py`).
+//! tools, error results, limits, JSON-RPC error codes for malformed input and internal
+//! failures, durability under `kill -9`, two servers on one root, and the real Python MCP
+//! client (`mcp_client.py`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -68,9 +69,24 @@ impl Server {
     }
 
     fn send(&mut self, msg: &Value) {
+        self.send_raw(&msg.to_string());
+    }
+
+    /// Writes one line as is.
+    fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{msg}").unwrap();
+        writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
+    }
+
+    /// The next stdout line, which must be JSON (use only with nothing else in flight).
+    fn next_message(&mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a message within 60 s");
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
     }
 
     /// Sends a request without waiting; returns its id.
@@ -87,12 +103,7 @@ impl Server {
             if let Some(v) = self.pending.remove(&id) {
                 return v;
             }
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .expect("a response within 60 s");
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            let v = self.next_message();
             if let Some(rid) = v["id"].as_i64() {
                 self.pending.insert(rid, v);
             }
@@ -321,6 +332,148 @@ fn mcp_text_round_trip_and_error_results() {
     let r = s.request("no/such/method", json!({}));
     assert_eq!(r["error"]["code"], -32601, "{r}");
     s.ok("shard_stats", json!({"name": "notes"}));
+    s.close();
+}
+
+/// Malformed JSON-RPC, one line at a time: each line gets exactly one error reply with the
+/// JSON-RPC 2.0 code and the message's id (`null` when it has no string or integer id);
+/// notifications get none. The server keeps serving, and at end of input it answers what is in
+/// flight and exits.
+#[test]
+fn mcp_malformed_json_rpc_gets_error_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path(), &["--max-message-bytes", "65536"]);
+    let oversize = json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list",
+                          "params": {"pad": "x".repeat(70_000)}})
+    .to_string();
+    // (what, line, code, id of the reply as JSON)
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, i64, &str)] = &[
+        ("garbage", "this is not json", -32700, "null"),
+        ("open brace", "{", -32700, "null"),
+        ("empty array", "[]", -32600, "null"),
+        ("batch", r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#, -32600, "null"),
+        ("not an object", "42", -32600, "null"),
+        ("jsonrpc 1.0", r#"{"jsonrpc":"1.0","id":"v1","method":"tools/list"}"#, -32600, r#""v1""#),
+        ("no jsonrpc", r#"{"id":21,"method":"tools/list"}"#, -32600, "21"),
+        ("id object", r#"{"jsonrpc":"2.0","id":{"n":1},"method":"tools/list"}"#, -32600, "null"),
+        ("id bool", r#"{"jsonrpc":"2.0","id":true,"method":"tools/list"}"#, -32600, "null"),
+        ("id float", r#"{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}"#, -32600, "null"),
+        ("id null", r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#, -32600, "null"),
+        ("missing method", r#"{"jsonrpc":"2.0","id":"m1","params":{}}"#, -32600, r#""m1""#),
+        ("method not a string", r#"{"jsonrpc":"2.0","id":22,"method":["tools/list"]}"#, -32600, "22"),
+        ("params not structured", r#"{"jsonrpc":"2.0","id":23,"method":"tools/list","params":"all"}"#, -32600, "23"),
+        ("result and error", r#"{"jsonrpc":"2.0","id":24,"result":{},"error":{"code":1,"message":"x"}}"#, -32600, "24"),
+        ("oversize line", &oversize, -32600, "null"),
+        ("unknown method", r#"{"jsonrpc":"2.0","id":"u1","method":"no/such/method","params":{}}"#, -32601, r#""u1""#),
+        ("tools/call without name", r#"{"jsonrpc":"2.0","id":25,"method":"tools/call","params":{"arguments":{}}}"#, -32602, "25"),
+        ("tools/call without params", r#"{"jsonrpc":"2.0","id":"c2","method":"tools/call"}"#, -32602, r#""c2""#),
+    ];
+    for (label, line, code, id) in cases {
+        let id: Value = serde_json::from_str(id).unwrap();
+        s.send_raw(line);
+        let r = s.next_message();
+        assert_eq!(r["jsonrpc"], "2.0", "{label}: {r}");
+        assert_eq!(r["error"]["code"], *code, "{label}: {r}");
+        assert!(r.as_object().unwrap().contains_key("id"), "{label}: {r}");
+        assert_eq!(r["id"], id, "{label}: {r}");
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{label}: {r}");
+        assert!(r.get("result").is_none(), "{label}: {r}");
+    }
+
+    // Notifications get no reply, readable or not: the next line answers the ping.
+    s.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/no_such_thing"}"#);
+    s.send_raw(r#"{"jsonrpc":"2.0","method":"no/such/notification","params":[1]}"#);
+    s.send_raw(r#"{"jsonrpc":"2.0","id":"after","method":"ping"}"#);
+    let pong = s.next_message();
+    assert_eq!(pong["id"], "after", "{pong}");
+    assert!(pong["result"].is_object(), "{pong}");
+
+    // Still serving.
+    let tools = s.request("tools/list", json!({}));
+    assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 10);
+    s.ok("shard_create", json!({"name": "still-works"}));
+
+    // End of input with requests in flight: each is answered, then the process exits.
+    let ids: Vec<i64> = (0..5)
+        .map(|i| {
+            let args = json!({"shard": "still-works", "text": format!("note number {i}")});
+            s.send_request("tools/call", json!({"name": "insert", "arguments": args}))
+        })
+        .collect();
+    s.send_raw("trailing garbage");
+    drop(s.stdin.take());
+    let mut rest = Vec::new();
+    while let Ok(line) = s.lines.recv_timeout(Duration::from_secs(60)) {
+        rest.push(serde_json::from_str::<Value>(&line).expect("only JSON-RPC on stdout"));
+    }
+    for id in &ids {
+        let r = rest.iter().find(|r| r["id"] == *id);
+        let r = r.unwrap_or_else(|| panic!("no response to {id} before exit: {rest:?}"));
+        assert_eq!(r["result"]["isError"], false, "{r}");
+    }
+    let parse_errors = rest.iter().filter(|r| r["error"]["code"] == -32700);
+    assert_eq!(parse_errors.count(), 1, "{rest:?}");
+    assert_eq!(rest.len(), ids.len() + 1, "{rest:?}");
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "server exit status {status}");
+}
+
+/// Failures that are not the caller's fault reach the client as JSON-RPC errors -32603 with the
+/// request's id, not as tool results: shard files damaged while the server runs (one replaced by
+/// a directory: an I/O error; one overwritten with bytes that are not SQLite).
+#[test]
+fn mcp_internal_failures_are_json_rpc_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: HashMap<String, std::path::PathBuf> = {
+        let m = ShardManager::open(dir.path(), ManagerOptions::default()).unwrap();
+        let profile = Profile::new(256, Metric::Cosine).with_embedding_model("minilm-static-256");
+        for name in ["gone", "garbage"] {
+            m.create(name, &profile).unwrap();
+        }
+        let list = m.list(None).unwrap();
+        list.into_iter().map(|i| (i.name, i.path)).collect()
+    };
+    let mut s = Server::start(dir.path(), &[]);
+    // The server has not opened these shards yet; damage them under it.
+    for path in paths.values() {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    std::fs::create_dir(&paths["gone"]).unwrap();
+    std::fs::write(&paths["garbage"], vec![b'x'; 8192]).unwrap();
+    let calls = [
+        ("shard_stats", json!({"name": "gone"}), "no shard file"),
+        (
+            "insert",
+            json!({"shard": "gone", "text": "hello"}),
+            "no shard file",
+        ),
+        ("shard_stats", json!({"name": "garbage"}), "not a SQLite"),
+        (
+            "search",
+            json!({"shard": "garbage", "text": "hello"}),
+            "not a SQLite",
+        ),
+    ];
+    for (tool, args, cause) in calls {
+        let id = s.send_request("tools/call", json!({"name": tool, "arguments": args}));
+        let r = s.wait(id);
+        assert_eq!(r["id"], id, "{r}");
+        assert_eq!(r["error"]["code"], -32603, "{tool} {args}: {r}");
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(cause), "{tool} {args}: {r}");
+        assert!(r.get("result").is_none(), "{r}");
+    }
+    // Input errors stay tool results, and the server goes on serving.
+    let e = s.err("shard_stats", json!({"name": "missing"}));
+    assert!(e.contains("unknown shard"), "{e}");
+    s.ok("shard_create", json!({"name": "fresh"}));
+    s.ok("insert", json!({"shard": "fresh", "text": "works"}));
     s.close();
 }
 

@@ -19,8 +19,12 @@
 //! **Errors.** Input errors (bad arguments, unknown shard or id, dimension or model mismatch,
 //! hostile shard names, inputs over the [`ServerLimits`]) come back as tool results with
 //! `isError: true` and a message a model can act on; internal failures (I/O, SQLite,
-//! corruption, an unreachable embedder) are JSON-RPC errors `-32603`. Malformed JSON-RPC gets the
-//! standard JSON-RPC codes from rmcp.
+//! corruption, a shard file damaged or replaced behind the server's back, an unreachable
+//! embedder, a panic) are JSON-RPC errors `-32603`. Malformed JSON-RPC gets the JSON-RPC 2.0
+//! codes, with the request's id when it has one: `-32700` for a line that is not JSON, `-32600`
+//! for JSON that is not a JSON-RPC 2.0 message (batches included) or a line over
+//! [`ServerLimits::max_message_bytes`], `-32601` for an unknown method, `-32602` for params
+//! that do not fit a known method (see [`transport`]).
 //!
 //! **Durability.** Every write runs in one SQLite transaction that commits before the response
 //! is sent, so an acknowledged write survives a crash of the server. Several server processes
@@ -37,8 +41,10 @@ use sqlite_vector::{ManagerOptions, ShardManager};
 use sqlite_vector_embed::{EmbedError, Embedder, HttpConfig, HttpEmbedder, StaticEmbedder};
 
 pub mod tools;
+pub mod transport;
 
 pub use tools::SqliteVectorServer;
+pub use transport::serve_io;
 
 /// The name the server reports in `serverInfo`.
 pub const SERVER_NAME: &str = "sqlite-vector";
@@ -105,6 +111,10 @@ pub struct ServerLimits {
     pub max_dim: usize,
     /// Largest `k` of a search (default 1,000).
     pub max_k: usize,
+    /// Largest JSON-RPC message (one input line, without its newline) in bytes (default 16
+    /// MiB). A longer line is answered with JSON-RPC error `-32600` and skipped without being
+    /// held in memory; keep it above the largest `insert_batch` you expect.
+    pub max_message_bytes: usize,
 }
 
 impl Default for ServerLimits {
@@ -114,6 +124,7 @@ impl Default for ServerLimits {
             max_text_bytes: 1 << 20,
             max_dim: 4096,
             max_k: 1000,
+            max_message_bytes: 16 << 20,
         }
     }
 }
@@ -171,9 +182,9 @@ pub fn http_from_env() -> Result<EmbedderChoice, Error> {
 /// [`Error::Root`], [`Error::Embedder`], [`Error::InvalidLimit`].
 pub fn build_server(config: ServerConfig) -> Result<SqliteVectorServer, Error> {
     let l = config.limits;
-    if l.max_batch == 0 || l.max_text_bytes == 0 || l.max_k == 0 {
+    if l.max_batch == 0 || l.max_text_bytes == 0 || l.max_k == 0 || l.max_message_bytes == 0 {
         return Err(Error::InvalidLimit(
-            "max_batch, max_text_bytes and max_k must be at least 1".into(),
+            "max_batch, max_text_bytes, max_k and max_message_bytes must be at least 1".into(),
         ));
     }
     if l.max_dim == 0 || l.max_dim > sqlite_vector::MAX_DIMENSION {
@@ -202,20 +213,14 @@ pub fn build_server(config: ServerConfig) -> Result<SqliteVectorServer, Error> {
     Ok(SqliteVectorServer::new(manager, embedder, l))
 }
 
-/// Serves MCP on stdin/stdout until the client closes stdin.
+/// Serves MCP on stdin/stdout until the client closes stdin, then returns once the responses
+/// in flight are written.
 ///
 /// # Errors
 /// Those of [`build_server`], and [`Error::Transport`] when the session fails.
 pub async fn serve_stdio(config: ServerConfig) -> Result<(), Error> {
-    use rmcp::ServiceExt;
     let server = build_server(config)?;
-    let running = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| Error::Transport(e.to_string()))?;
-    running
-        .waiting()
-        .await
-        .map_err(|e| Error::Transport(e.to_string()))?;
-    Ok(())
+    // Non-blocking pipes on Linux when the client gave us pipes, else tokio's stdin/stdout.
+    let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    serve_io(server, stdin, stdout).await
 }

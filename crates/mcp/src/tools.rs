@@ -36,7 +36,10 @@ type ToolResult<T> = Result<T, ToolError>;
 
 impl From<sqlite_vector::Error> for ToolError {
     fn from(e: sqlite_vector::Error) -> Self {
-        if e.is_user_error() {
+        // The server opens only files its manager made, so a file there that is not a shard
+        // was damaged or replaced behind its back: nothing the caller did or can fix.
+        let damaged = matches!(e, sqlite_vector::Error::NotAShard(_));
+        if e.is_user_error() && !damaged {
             ToolError::User(e.to_string())
         } else {
             ToolError::Internal(e.to_string())
@@ -520,6 +523,11 @@ impl SqliteVectorServer {
     /// The tool definitions (name, schemas, annotations, description).
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools
+    }
+
+    /// The limits the server enforces.
+    pub fn limits(&self) -> ServerLimits {
+        self.inner.limits
     }
 
     /// Runs one tool synchronously and returns its structured result, or the tool error
