@@ -9,6 +9,8 @@ mod bench;
 mod demo;
 mod import;
 mod mcp;
+mod peers;
+mod plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -300,6 +302,7 @@ fn search(args: SearchArgs) -> CliResult {
             .as_deref()
             .map(str::parse::<Filter>)
             .transpose()?,
+        ..SearchParams::default()
     };
     let hybrid = HybridParams {
         rrf_k: args.rrf_k,

@@ -8,11 +8,11 @@
 //!
 //! Beside the vectors it keeps, per slot: the inverse L2 norm (so cosine similarity is a dot
 //! product times two stored factors), the SQLite rowid, and the external id (the tie-break key
-//! of the top-k selection). A `rowid → slot` map finds the slot of a changed row.
+//! of the top-k selection). A dense `rowid → slot` array (4 bytes per rowid ever allocated:
+//! rowids are SQLite's, assigned in increasing order and never reused within a shard) finds the
+//! slot of a changed row in one load, which the HNSW graph (whose node ids are rowids) relies on.
 //! Vectors live in 64-byte aligned chunks of about 1 MiB, so growth never copies stored rows
 //! and at most one chunk is partly empty.
-
-use std::collections::HashMap;
 
 use crate::distance::Kernels;
 use crate::topk::{Candidate, TopK};
@@ -158,8 +158,12 @@ pub(crate) struct Arena {
     inv_norms: Vec<f32>,
     rowids: Vec<i64>,
     ids: Vec<Box<str>>,
-    slot_of: HashMap<i64, u32>,
+    /// `slot_of[rowid]` is the slot of a live rowid, [`NO_SLOT`] otherwise.
+    slot_of: Vec<u32>,
 }
+
+/// Marks a rowid without a live row in [`Arena`]'s `rowid → slot` array.
+const NO_SLOT: u32 = u32::MAX;
 
 impl Arena {
     /// An empty arena for vectors of `dim` components, with room for `capacity` rows.
@@ -170,7 +174,7 @@ impl Arena {
             inv_norms: Vec::new(),
             rowids: Vec::new(),
             ids: Vec::new(),
-            slot_of: HashMap::new(),
+            slot_of: Vec::new(),
         };
         a.reserve_rows(capacity);
         a
@@ -184,7 +188,11 @@ impl Arena {
         self.inv_norms.reserve(additional);
         self.rowids.reserve(additional);
         self.ids.reserve(additional);
-        self.slot_of.reserve(additional);
+    }
+
+    /// Components per vector.
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
     }
 
     /// Number of live rows.
@@ -213,7 +221,29 @@ impl Arena {
     /// The slot of a rowid, if it is live.
     #[inline]
     pub(crate) fn slot(&self, rowid: i64) -> Option<u32> {
-        self.slot_of.get(&rowid).copied()
+        match usize::try_from(rowid)
+            .ok()
+            .and_then(|r| self.slot_of.get(r))
+        {
+            Some(&s) if s != NO_SLOT => Some(s),
+            _ => None,
+        }
+    }
+
+    /// `1 / ‖v‖` of the vector in `slot` (0 for a zero vector).
+    #[inline]
+    pub(crate) fn inv_norm(&self, slot: u32) -> f32 {
+        self.inv_norms[slot as usize]
+    }
+
+    /// Points `rowid` at `slot` in the dense map, growing it as needed.
+    fn map_rowid(&mut self, rowid: i64, slot: u32) {
+        let r = usize::try_from(rowid).expect("rowids are checked to be non-negative");
+        if r >= self.slot_of.len() {
+            let grow = (r + 1).max(self.slot_of.len() * 3 / 2);
+            self.slot_of.resize(grow, NO_SLOT);
+        }
+        self.slot_of[r] = slot;
     }
 
     /// Inserts or replaces the row `rowid`. `v.len()` must equal the arena's dimension.
@@ -235,14 +265,15 @@ impl Arena {
         self.inv_norms.push(inv);
         self.rowids.push(rowid);
         self.ids.push(id.into());
-        self.slot_of.insert(rowid, slot as u32);
+        self.map_rowid(rowid, slot as u32);
     }
 
     /// Removes the row `rowid` if present; the last row moves into its slot.
     pub(crate) fn remove(&mut self, rowid: i64) {
-        let Some(slot) = self.slot_of.remove(&rowid) else {
+        let Some(slot) = self.slot(rowid) else {
             return;
         };
+        self.slot_of[rowid as usize] = NO_SLOT;
         let s = slot as usize;
         let last = self.len() - 1;
         if s != last {
@@ -257,7 +288,7 @@ impl Arena {
             self.inv_norms[s] = self.inv_norms[last];
             self.rowids[s] = self.rowids[last];
             self.ids.swap(s, last);
-            self.slot_of.insert(self.rowids[s], slot);
+            self.map_rowid(self.rowids[s], slot);
         }
         self.rows.pop();
         self.inv_norms.pop();
@@ -273,8 +304,7 @@ impl Arena {
             + self.rowids.capacity() * 8
             + self.ids.capacity() * std::mem::size_of::<Box<str>>()
             + ids
-            // hashbrown: one (i64, u32) bucket (16 bytes with padding) + 1 control byte each.
-            + self.slot_of.capacity() * 17
+            + self.slot_of.capacity() * 4
     }
 
     /// Bytes of raw vector data of the live rows (`len × dim × 4`).

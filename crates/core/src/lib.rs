@@ -45,7 +45,8 @@
 //!   $and $or $not`), compiled to SQL with bound parameters.
 //! * [`sqlfn`]: `vec_distance_cosine`, `vec_distance_l2`, `vec_dot`, `vec_norm` in SQL.
 //! * [`manager`]: [`ShardManager`], named shards under a root directory, search across shards.
-//! * [`hnsw`]: an HNSW graph index over caller-provided vectors (not yet used by shards).
+//! * [`hnsw`]: the HNSW graph over caller-provided vectors; [`index`]: a shard's stored HNSW
+//!   index ([`Shard::create_index`]) and the planner choosing exact or graph search per query.
 //!
 //! Full-text (BM25) and hybrid (reciprocal rank fusion) search are [`Shard::search_text`] and
 //! [`Shard::search_hybrid`].
@@ -58,6 +59,7 @@ pub mod distance;
 mod error;
 pub mod filter;
 pub mod hnsw;
+pub mod index;
 pub mod manager;
 mod profile;
 pub mod schema;
@@ -67,12 +69,15 @@ mod topk;
 
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use hnsw::HnswParams;
+pub use index::{IndexStats, PlannerParams, SearchPath};
 pub use manager::{
     ManagerOptions, MultiSearch, ShardFailure, ShardHit, ShardInfo, ShardManager, Targets,
 };
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
 pub use shard::{
     rrf_fuse, Change, Hit, HybridParams, Item, NewItem, SearchParams, Shard, Stats, Update,
+    MAX_EF_SEARCH,
 };
 pub use sqlfn::register_functions;
 

@@ -38,8 +38,11 @@ use crate::codec;
 use crate::distance::{self, Kernels};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::hnsw::HnswParams;
+use crate::index::{self, IndexStats, PlannerParams, SearchPath, ShardIndex};
 use crate::profile::{Durability, Metric, Profile};
 use crate::schema;
+use crate::topk::Candidate;
 
 /// Largest `k` a search accepts.
 pub const MAX_K: usize = 10_000;
@@ -124,9 +127,18 @@ pub struct SearchParams {
     pub min_score: Option<f32>,
     /// Keep only hits with an L2 distance ≤ this (L2 only).
     pub max_distance: Option<f32>,
-    /// Metadata filter: the search returns the true top k among matching items.
+    /// Metadata filter: the search returns the true top k among matching items (exactly on the
+    /// exact path; approximately, like an unfiltered graph search, on the HNSW path).
     pub filter: Option<Filter>,
+    /// Beam width of an HNSW search (`ef`, used as `max(ef_search, k)`); `None` uses the
+    /// index's default. Ignored on the exact path. 1 ..= [`MAX_EF_SEARCH`].
+    pub ef_search: Option<usize>,
+    /// Skip the index: always scan exactly (the oracle for recall measurements).
+    pub exact: bool,
 }
+
+/// Largest accepted [`SearchParams::ef_search`].
+pub const MAX_EF_SEARCH: usize = 100_000;
 
 impl Default for SearchParams {
     fn default() -> Self {
@@ -136,6 +148,8 @@ impl Default for SearchParams {
             min_score: None,
             max_distance: None,
             filter: None,
+            ef_search: None,
+            exact: false,
         }
     }
 }
@@ -156,6 +170,16 @@ impl SearchParams {
     /// Sets the metric.
     pub fn with_metric(mut self, metric: Metric) -> Self {
         self.metric = Some(metric);
+        self
+    }
+    /// Sets the HNSW beam width for this query.
+    pub fn with_ef_search(mut self, ef: usize) -> Self {
+        self.ef_search = Some(ef);
+        self
+    }
+    /// Forces (or not) an exact scan.
+    pub fn with_exact(mut self, exact: bool) -> Self {
+        self.exact = exact;
         self
     }
 }
@@ -325,8 +349,10 @@ pub struct Stats {
     pub raw_vector_bytes: usize,
     /// Shard format version.
     pub format_version: u32,
-    /// How searches run, e.g. `exact (avx512f)`.
+    /// How an unfiltered search runs now, e.g. `exact (avx512f)` or `hnsw (avx512f)`.
     pub search_method: String,
+    /// The HNSW index, if the shard has one.
+    pub index: Option<IndexStats>,
     /// The site id of this shard (hex).
     pub site_id: String,
     /// Highest local version (`seq`).
@@ -335,6 +361,9 @@ pub struct Stats {
 
 struct State {
     arena: Arena,
+    /// The HNSW index, kept in step with `arena`.
+    index: Option<ShardIndex>,
+    planner: PlannerParams,
     last_seq: i64,
     last_hlc: i64,
     data_version: i64,
@@ -372,6 +401,8 @@ enum Op {
         rowid: i64,
         id: String,
         vector: Vec<f32>,
+        /// `false` for an update that kept the vector (the index need not change).
+        vector_changed: bool,
     },
     Remove {
         rowid: i64,
@@ -518,6 +549,29 @@ fn searchable_values(fields: &[String], metadata: Option<&Value>) -> String {
 }
 
 /// Prefixes a corruption found in one item with its id.
+/// A stored rowid, checked to be usable as an index node id.
+fn checked_rowid(rowid: i64) -> Result<i64> {
+    if (0..index::MAX_NODE).contains(&rowid) {
+        Ok(rowid)
+    } else {
+        Err(Error::Corrupt(format!(
+            "item rowid {rowid} is out of range"
+        )))
+    }
+}
+
+/// A rowid SQLite just assigned, checked to be usable as an index node id.
+fn checked_new_rowid(rowid: i64) -> Result<i64> {
+    if (0..index::MAX_NODE).contains(&rowid) {
+        Ok(rowid)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "the shard has used all {} rowids an item can have",
+            index::MAX_NODE
+        )))
+    }
+}
+
 fn corrupt_item(id: &str, e: Error) -> Error {
     match e {
         Error::Corrupt(m) => Error::Corrupt(format!("item {id:?}: {m}")),
@@ -827,11 +881,13 @@ impl Shard {
         let seed: i64 = db.query_row("SELECT random()", [], |r| r.get(0))?;
         let mut state = State {
             arena: Arena::with_capacity(profile.dimension, 0),
+            index: None,
+            planner: PlannerParams::default(),
             last_seq: 0,
             last_hlc: 0,
             data_version: 0,
         };
-        Self::load(&db, &mut state, profile.dimension).map_err(|e| match (&path, e) {
+        Self::load(&db, &mut state, &profile).map_err(|e| match (&path, e) {
             (Some(p), Error::Sqlite(s)) => map_foreign(p, s),
             (_, e) => e,
         })?;
@@ -871,8 +927,9 @@ impl Shard {
         Ok(())
     }
 
-    /// Full load of the arena, in one read transaction.
-    fn load(db: &Connection, st: &mut State, dim: usize) -> Result<()> {
+    /// Full load of the arena and the index, in one read transaction.
+    fn load(db: &Connection, st: &mut State, profile: &Profile) -> Result<()> {
+        let dim = profile.dimension;
         db.execute_batch("BEGIN")?;
         let r = (|| -> Result<()> {
             let dv: i64 = db.query_row("PRAGMA data_version", [], |r| r.get(0))?;
@@ -886,7 +943,7 @@ impl Shard {
             let mut rows = stmt.query([])?;
             let mut v = Vec::with_capacity(dim);
             while let Some(row) = rows.next()? {
-                let rowid: i64 = row.get(0)?;
+                let rowid = checked_rowid(row.get(0)?)?;
                 let cl: i64 = row.get(3)?;
                 max_seq = max_seq.max(row.get(4)?);
                 max_hlc = max_hlc.max(row.get(5)?);
@@ -900,6 +957,12 @@ impl Shard {
                     arena.upsert(rowid, id, &v);
                 }
             }
+            st.index = ShardIndex::load(
+                db,
+                &arena,
+                profile.metric,
+                profile.durability != Durability::Memory,
+            )?;
             st.arena = arena;
             st.last_seq = max_seq;
             st.last_hlc = max_hlc;
@@ -922,7 +985,8 @@ impl Shard {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies other connections' commits to the arena if `PRAGMA data_version` moved.
+    /// Applies other connections' commits to the arena (and index) if `PRAGMA data_version`
+    /// moved.
     fn catch_up(db: &Connection, st: &mut State, dim: usize) -> Result<()> {
         let dv: i64 = db
             .prepare_cached("PRAGMA data_version")?
@@ -934,7 +998,7 @@ impl Shard {
         let mut rows = stmt.query([st.last_seq])?;
         let mut v = Vec::with_capacity(dim);
         while let Some(row) = rows.next()? {
-            let rowid: i64 = row.get(0)?;
+            let rowid = checked_rowid(row.get(0)?)?;
             let cl: i64 = row.get(3)?;
             st.last_seq = st.last_seq.max(row.get(4)?);
             st.last_hlc = st.last_hlc.max(row.get(5)?);
@@ -946,9 +1010,18 @@ impl Shard {
                     .ok_or_else(|| Error::Corrupt(format!("live item {id:?} has no vector")))?;
                 codec::decode_into(blob, dim, &mut v).map_err(|e| corrupt_item(id, e))?;
                 st.arena.upsert(rowid, id, &v);
+                if let Some(ix) = st.index.as_mut() {
+                    ix.put(rowid, &st.arena)?;
+                }
             } else {
                 st.arena.remove(rowid);
+                if let Some(ix) = st.index.as_mut() {
+                    ix.remove(rowid, &st.arena);
+                }
             }
+        }
+        if let Some(ix) = st.index.as_mut() {
+            ix.rebuild_if_worn(&st.arena)?;
         }
         st.data_version = dv;
         Ok(())
@@ -997,18 +1070,58 @@ impl Shard {
         };
         let r = f(&mut w)?;
         let Writer { seq, hlc, ops, .. } = w;
-        tx.commit()?;
+        // The arena and the index take the changes before the commit, so the index rows can be
+        // written in the same transaction. Past this point any failure leaves them ahead of the
+        // database: reload both from it.
+        let applied = Self::apply(&mut st, ops, &tx, seq).and_then(|()| Ok(tx.commit()?));
+        if let Err(e) = applied {
+            let profile = &self.profile;
+            if let Err(reload) = Self::load(db, &mut st, profile) {
+                return Err(Error::Corrupt(format!(
+                    "{e}; reloading the shard after the failed write failed too: {reload}"
+                )));
+            }
+            return Err(e);
+        }
         st.last_seq = seq;
         st.last_hlc = hlc;
+        Ok(r)
+    }
+
+    /// Applies a write transaction's operations to the arena and the index, and writes the
+    /// index rows that changed into `tx` (stamped `seq`).
+    fn apply(st: &mut State, ops: Vec<Op>, tx: &Connection, seq: i64) -> Result<()> {
         let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count();
         st.arena.reserve_rows(puts);
+        let State { arena, index, .. } = st;
         for op in ops {
             match op {
-                Op::Put { rowid, id, vector } => st.arena.upsert(rowid, &id, &vector),
-                Op::Remove { rowid } => st.arena.remove(rowid),
+                Op::Put {
+                    rowid,
+                    id,
+                    vector,
+                    vector_changed,
+                } => {
+                    arena.upsert(rowid, &id, &vector);
+                    if let Some(ix) = index.as_mut() {
+                        if vector_changed || !ix.graph.contains(rowid as u32) {
+                            ix.put(rowid, arena)?;
+                        }
+                    }
+                }
+                Op::Remove { rowid } => {
+                    arena.remove(rowid);
+                    if let Some(ix) = index.as_mut() {
+                        ix.remove(rowid, arena);
+                    }
+                }
             }
         }
-        Ok(r)
+        if let Some(ix) = index.as_mut() {
+            ix.rebuild_if_worn(arena)?;
+            ix.flush(tx, seq)?;
+        }
+        Ok(())
     }
 
     fn check_vector(&self, v: &[f32]) -> Result<()> {
@@ -1182,6 +1295,22 @@ impl Shard {
     /// 1 ..= [`MAX_K`], `min_score` with L2, `max_distance` with cosine/dot, or a non-finite
     /// threshold.
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        Ok(self.search_with_path(query, params)?.0)
+    }
+
+    /// [`Shard::search`], also saying which path the planner chose ([`index::plan`]): exact
+    /// when the shard has no index, is small, the query sets [`SearchParams::exact`] or another
+    /// metric than the shard's, or the filter matches few items; HNSW otherwise (approximate:
+    /// recall@k below 1, tuned by [`SearchParams::ef_search`]).
+    ///
+    /// # Errors
+    /// As [`Shard::search`]; also [`Error::InvalidArgument`] for `ef_search` outside
+    /// 1 ..= [`MAX_EF_SEARCH`].
+    pub fn search_with_path(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
         let metric = params.metric.unwrap_or(self.profile.metric);
         self.check_search(query, params, metric)?;
         let q_norm = distance::norm(query);
@@ -1193,14 +1322,8 @@ impl Shard {
                 Some(f) if !f.is_empty() => Some(self.cached_filter_slots(&st, f)?),
                 _ => None,
             };
-            let cands = st.arena.scan(
-                self.kernels,
-                metric,
-                query,
-                q_inv,
-                params.k,
-                filtered.as_deref().map(Vec::as_slice),
-            );
+            let (cands, path) =
+                self.candidates(&st, metric, query, q_inv, params, filtered.as_deref())?;
             let c = self.lock_conn();
             let mut stmt = c.db.prepare_cached(schema::GET_HIT)?;
             let mut hits = Vec::with_capacity(cands.len());
@@ -1239,7 +1362,7 @@ impl Shard {
                 }
             }
             if !vanished {
-                return Ok(hits);
+                return Ok((hits, path));
             }
         }
         Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
@@ -1367,10 +1490,9 @@ impl Shard {
         hybrid.validate(params.k)?;
         let sub = SearchParams {
             k: hybrid.candidates,
-            metric: params.metric,
             min_score: None,
             max_distance: None,
-            filter: params.filter.clone(),
+            ..params.clone()
         };
         let by_vector = self.search(query, &sub)?;
         let by_text = self.search_text(
@@ -1391,7 +1513,86 @@ impl Shard {
         ))
     }
 
+    /// The best `params.k` candidates (larger-is-better scores: cosine similarity, dot product,
+    /// negated squared L2) by the path the planner picks.
+    fn candidates(
+        &self,
+        st: &State,
+        metric: Metric,
+        query: &[f32],
+        q_inv: f32,
+        params: &SearchParams,
+        filtered: Option<&Vec<u32>>,
+    ) -> Result<(Vec<Candidate>, SearchPath)> {
+        let ix = st
+            .index
+            .as_ref()
+            .filter(|_| !params.exact && metric == self.profile.metric);
+        let Some(ix) = ix else {
+            let only = filtered.map(Vec::as_slice);
+            let cands = st
+                .arena
+                .scan(self.kernels, metric, query, q_inv, params.k, only);
+            return Ok((cands, SearchPath::Exact));
+        };
+        let ef = params
+            .ef_search
+            .unwrap_or(ix.graph.params().ef_search)
+            .max(params.k);
+        let path = index::plan(&st.planner, st.arena.len(), filtered.map(Vec::len), ef);
+        if path == SearchPath::Exact {
+            let only = filtered.map(Vec::as_slice);
+            let cands = st
+                .arena
+                .scan(self.kernels, metric, query, q_inv, params.k, only);
+            return Ok((cands, path));
+        }
+        // Filter by rowid (the graph's node ids): a bitset of the matching rows.
+        let bits: Option<Vec<u64>> = filtered.map(|slots| {
+            let rowids = slots.iter().map(|&s| st.arena.rowid(s) as usize);
+            let bound = rowids.clone().max().map_or(0, |m| m + 1);
+            let mut bits = vec![0u64; bound.div_ceil(64)];
+            for r in rowids {
+                bits[r / 64] |= 1 << (r % 64);
+            }
+            bits
+        });
+        let pass = |node: u32| {
+            let n = node as usize;
+            bits.as_ref()
+                .is_some_and(|b| b.get(n / 64).is_some_and(|w| (w >> (n % 64)) & 1 == 1))
+        };
+        let filter: Option<&dyn Fn(u32) -> bool> = if bits.is_some() { Some(&pass) } else { None };
+        let src = index::ArenaSource(&st.arena);
+        let found = ix.graph.search(query, params.k, ef, &src, filter)?;
+        let mut cands: Vec<Candidate> = found
+            .into_iter()
+            .filter_map(|(d, node)| {
+                let slot = st.arena.slot(i64::from(node))?;
+                let score = match metric {
+                    Metric::Cosine => 1.0 - d,
+                    Metric::Dot | Metric::L2 => -d,
+                };
+                Some(Candidate { score, slot })
+            })
+            .collect();
+        // Same order as the exact path: score descending, ties by id.
+        cands.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| st.arena.id(a.slot).cmp(st.arena.id(b.slot)))
+        });
+        Ok((cands, path))
+    }
+
     fn check_search(&self, query: &[f32], params: &SearchParams, metric: Metric) -> Result<()> {
+        if let Some(ef) = params.ef_search {
+            if ef == 0 || ef > MAX_EF_SEARCH {
+                return Err(Error::InvalidArgument(format!(
+                    "ef_search must be 1..={MAX_EF_SEARCH}, got {ef}"
+                )));
+            }
+        }
         codec::validate(query, Some(self.profile.dimension))?;
         if metric == Metric::Cosine && distance::norm(query) == 0.0 {
             return Err(Error::ZeroVector);
@@ -1556,6 +1757,73 @@ impl Shard {
         Ok(())
     }
 
+    // ------------------------------------------------------------------ index
+
+    /// Builds an HNSW index over the shard's live items (Malkov & Yashunin, arXiv:1603.09320;
+    /// see [`crate::hnsw`]) and stores it in the shard (see [`crate::index`]); from then on
+    /// every write maintains it in its own transaction and searches use it when the planner
+    /// says so. Holds the write lock while building (about 0.3 ms per 384-d item with the
+    /// default parameters on one core); searches wait.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for invalid `params`; [`Error::AlreadyExists`] when the shard
+    /// already has an index (drop it first to change parameters); [`Error::Sqlite`] writing it.
+    pub fn create_index(&self, params: HnswParams) -> Result<()> {
+        params.validate()?;
+        let mut st = self.write_state();
+        let mut c = self.lock_conn();
+        let tx =
+            c.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::catch_up(&tx, &mut st, self.profile.dimension)?;
+        if st.index.is_some() {
+            return Err(Error::AlreadyExists(
+                "this shard's hnsw index (drop_index first to change its parameters)".into(),
+            ));
+        }
+        let mut ix = ShardIndex::build(params, self.profile.metric, &st.arena, true)?;
+        if self.profile.durability == Durability::Memory {
+            ix.persist = false;
+        } else {
+            ix.create_in(&tx, st.last_seq)?;
+        }
+        tx.commit()?;
+        st.index = Some(ix);
+        Ok(())
+    }
+
+    /// Removes the shard's index (its tables too); searches scan exactly again. `false` when
+    /// there was none.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] dropping the tables.
+    pub fn drop_index(&self) -> Result<bool> {
+        let mut st = self.write_state();
+        let c = self.lock_conn();
+        c.db.execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", index::DROP_TABLES))
+            .inspect_err(|_| {
+                let _ = c.db.execute_batch("ROLLBACK");
+            })?;
+        Ok(st.index.take().is_some())
+    }
+
+    /// The parameters of the shard's HNSW index, if it has one.
+    pub fn index_params(&self) -> Option<HnswParams> {
+        self.read_state()
+            .index
+            .as_ref()
+            .map(|ix| *ix.graph.params())
+    }
+
+    /// Sets this handle's planner thresholds (see [`index::plan`]).
+    pub fn set_planner(&self, planner: PlannerParams) {
+        self.write_state().planner = planner;
+    }
+
+    /// This handle's planner thresholds.
+    pub fn planner(&self) -> PlannerParams {
+        self.read_state().planner
+    }
+
     /// Counts and sizes of the shard.
     ///
     /// # Errors
@@ -1581,6 +1849,7 @@ impl Shard {
                 |r| r.get::<_, i64>(0),
             )? as u64,
         };
+        let index_stats = st.index.as_ref().map(|ix| ix.stats(&st.planner));
         Ok(Stats {
             count: st.arena.len(),
             tombstones: tombstones as usize,
@@ -1592,7 +1861,14 @@ impl Shard {
             bytes_in_memory: st.arena.bytes_in_memory(),
             raw_vector_bytes: st.arena.raw_vector_bytes(),
             format_version: self.format_version,
-            search_method: format!("exact ({})", self.kernels.isa.name()),
+            search_method: format!(
+                "{} ({})",
+                index_stats
+                    .as_ref()
+                    .map_or(SearchPath::Exact, |i| i.unfiltered_path),
+                self.kernels.isa.name()
+            ),
+            index: index_stats,
             site_id: hex(&self.site_id),
             version: st.last_seq,
         })
@@ -1643,7 +1919,7 @@ impl Writer<'_> {
                 .prepare_cached(schema::INSERT_ITEM)?
                 .execute(params![id, blob, meta, item.text, hlc, site, seq]);
             match r {
-                Ok(_) => break self.tx.last_insert_rowid(),
+                Ok(_) => break checked_new_rowid(self.tx.last_insert_rowid())?,
                 Err(e) if is_unique_violation(&e) => {
                     let (rowid, cl): (i64, i64) = self
                         .tx
@@ -1679,6 +1955,7 @@ impl Writer<'_> {
             rowid,
             id: id.clone(),
             vector: item.vector,
+            vector_changed: true,
         });
         Ok(id)
     }
@@ -1722,6 +1999,7 @@ impl Writer<'_> {
             return Err(Error::NotFound(id.to_string()));
         };
         let dim = self.shard.profile.dimension;
+        let vector_changed = update.vector.is_some();
         let vector = match update.vector {
             Some(v) => v,
             None => codec::decode(
@@ -1764,6 +2042,7 @@ impl Writer<'_> {
             rowid,
             id: id.to_string(),
             vector,
+            vector_changed,
         });
         Ok(())
     }

@@ -671,6 +671,12 @@ impl Hnsw {
         self.levels.get(node as usize).is_some_and(|&l| l < DEAD)
     }
 
+    /// Every node id, in the index or removed but kept for pass-through, is below this bound
+    /// (the length of the per-id arrays).
+    pub fn id_bound(&self) -> u32 {
+        self.levels.len() as u32
+    }
+
     /// The highest layer of `node`, or `None` when it is not in the index.
     pub fn level_of(&self, node: u32) -> Option<usize> {
         self.contains(node)
