@@ -29,11 +29,15 @@ enum Queries {
     Short,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Index {
     /// Exact SIMD scan over the in-memory arena.
     Exact,
+    /// HNSW graph index stored in the shard (sweeps --ef-search, writes a recall/QPS plot).
+    Hnsw,
 }
+
+mod hnsw;
 
 /// Options of `bench`.
 #[derive(Args)]
@@ -57,6 +61,31 @@ pub struct BenchArgs {
     /// Index to search with.
     #[arg(long, value_enum, default_value = "exact")]
     index: Index,
+    /// HNSW `M` (layer 0 keeps 2·M neighbours).
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW `ef_construction`.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// HNSW `ef_search` values to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    ef_search: Vec<usize>,
+    /// Synthetic data drawn around this many Gaussian cluster centres instead of i.i.d. normal
+    /// (with --synth; real embeddings are clustered, i.i.d. noise defeats every graph index).
+    #[arg(long, requires = "synth")]
+    clusters: Option<usize>,
+    /// Peer libraries to measure in the same run with tools/peer_sweep.py (with --data and
+    /// --index hnsw), comma-separated, or `none`.
+    #[arg(long, default_value = "hnswlib,usearch")]
+    peers: String,
+    /// Python of the peers' venv (default: $SQLITE_VECTOR_PEERS_PYTHON, else
+    /// ~/.cache/peers-venv/bin/python).
+    #[arg(long)]
+    peers_python: Option<PathBuf>,
+    /// Where to write the recall/QPS plot (SVG) of --index hnsw (default:
+    /// bench-hnsw-<dataset>.svg in the current directory).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Durability of the bench shard (`memory`: an in-memory shard; no reopen measurement).
     #[arg(long, default_value = "normal")]
     durability: Durability,
@@ -116,6 +145,32 @@ pub(crate) fn synth_normal(rows: usize, cols: usize, seed: u64) -> Matrix<f32> {
     SeededRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).matrix(rows, cols, false)
 }
 
+/// `n` base and 200 query vectors around `clusters` standard-normal centres, each point a
+/// centre plus normal noise of standard deviation 0.5 per component (seeded).
+pub(crate) fn synth_clustered(
+    n: usize,
+    dim: usize,
+    clusters: usize,
+    seed: u64,
+) -> (Matrix<f32>, Matrix<f32>) {
+    let centres = synth_normal(clusters, dim, seed ^ 0xC1);
+    let mut rng = SeededRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut draw = |rows: usize| {
+        let mut m = synth_normal(rows, dim, rng.next_u64());
+        for r in 0..rows {
+            let c = (rng.next_u64() % clusters as u64) as usize;
+            let start = r * dim;
+            for (x, centre) in m.data[start..start + dim].iter_mut().zip(centres.row(c)) {
+                *x = centre + 0.5 * *x;
+            }
+        }
+        m
+    };
+    let base = draw(n);
+    let queries = draw(200);
+    (base, queries)
+}
+
 fn parse_synth(s: &str) -> CliResult<(usize, usize)> {
     let bad = || user(format!("--synth wants NxD, e.g. 100000x128, got {s:?}"));
     let (n, d) = s.split_once(['x', 'X']).ok_or_else(bad)?;
@@ -132,6 +187,7 @@ fn build(
     profile: &Profile,
     base: &Matrix<f32>,
     batch: usize,
+    index: Option<sqlite_vector::HnswParams>,
 ) -> CliResult<(Shard, f64)> {
     let shard = if profile.durability == Durability::Memory {
         Shard::in_memory(profile)?
@@ -139,6 +195,9 @@ fn build(
         Shard::create(path, profile)?
     };
     let t = Instant::now();
+    if let Some(params) = index {
+        shard.create_index(params)?;
+    }
     let mut row = 0;
     while row < base.rows {
         let end = (row + batch).min(base.rows);
@@ -418,17 +477,36 @@ pub fn run(args: BenchArgs) -> CliResult {
         }
         (None, Some(spec)) => {
             let (n, d) = parse_synth(spec)?;
-            let base = synth_normal(n, d, 42);
-            let queries = synth_normal(200, d, 4242);
-            (format!("synthetic-normal-{n}x{d}"), base, queries, None)
+            match args.clusters {
+                Some(c) => {
+                    if c == 0 || c > n {
+                        return Err(user(format!("--clusters must be 1..={n}, got {c}")));
+                    }
+                    let (base, queries) = synth_clustered(n, d, c, 42);
+                    (
+                        format!("synthetic-clustered{c}-{n}x{d}"),
+                        base,
+                        queries,
+                        None,
+                    )
+                }
+                None => {
+                    let base = synth_normal(n, d, 42);
+                    let queries = synth_normal(200, d, 4242);
+                    (format!("synthetic-normal-{n}x{d}"), base, queries, None)
+                }
+            }
         }
         (None, None) => return Err(user("give --data DIR or --synth NxD")),
     };
+    if args.index == Index::Hnsw {
+        return hnsw::run(&args, metric, &name, &base, &queries, truth.as_ref());
+    }
     let dim = base.cols;
     let tmp = TempDir::new()?;
     let path = tmp.0.join("bench.db");
     let profile = Profile::new(dim, metric).with_durability(args.durability);
-    let (shard, build_s) = build(&path, &profile, &base, args.batch)?;
+    let (shard, build_s) = build(&path, &profile, &base, args.batch, None)?;
     let insert_vps = base.rows as f64 / build_s;
 
     let params = SearchParams::k(args.k);

@@ -7,9 +7,6 @@
 //! stdout, one JSON object per (library, ef_search), with [`parse_points`]. [`peer_series`]
 //! turns the points into the lines of the chart in [`crate::plot`].
 
-// Used by bench --index hnsw (wired next).
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};

@@ -8,9 +8,6 @@
 //! The chart is rendered into a string first and written with one [`std::fs::write`], so a bad
 //! path is an [`PlotError::Write`] naming it and no half-written file is left behind by drawing.
 
-// Used by bench --index hnsw (wired next).
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
