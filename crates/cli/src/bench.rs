@@ -82,6 +82,14 @@ pub struct BenchArgs {
     /// ~/.cache/peers-venv/bin/python).
     #[arg(long)]
     peers_python: Option<PathBuf>,
+    /// Planner threshold for --index hnsw: shards with at most this many items scan exactly
+    /// (default: the library's; 0 forces the graph, for measuring the crossover).
+    #[arg(long)]
+    exact_max_items: Option<usize>,
+    /// Also read each hit's metadata and text from SQLite in the --index hnsw sweep (off by
+    /// default: the peers return labels and distances only).
+    #[arg(long)]
+    payload: bool,
     /// Where to write the recall/QPS plot (SVG) of --index hnsw (default:
     /// bench-hnsw-<dataset>.svg in the current directory).
     #[arg(long)]

@@ -135,6 +135,11 @@ pub struct SearchParams {
     pub ef_search: Option<usize>,
     /// Skip the index: always scan exactly (the oracle for recall measurements).
     pub exact: bool,
+    /// Read each hit's metadata and text from SQLite (default `true`). With `false` hits carry
+    /// only `id` and `score` (`metadata` is `null`, `text` `None`), which saves one SQLite
+    /// lookup per hit (about 2–4 µs each): for callers that fetch payloads themselves, and for
+    /// like-for-like comparisons with index libraries that return only labels.
+    pub payload: bool,
 }
 
 /// Largest accepted [`SearchParams::ef_search`].
@@ -150,6 +155,7 @@ impl Default for SearchParams {
             filter: None,
             ef_search: None,
             exact: false,
+            payload: true,
         }
     }
 }
@@ -175,6 +181,11 @@ impl SearchParams {
     /// Sets the HNSW beam width for this query.
     pub fn with_ef_search(mut self, ef: usize) -> Self {
         self.ef_search = Some(ef);
+        self
+    }
+    /// Sets whether hits carry metadata and text ([`SearchParams::payload`]).
+    pub fn with_payload(mut self, payload: bool) -> Self {
+        self.payload = payload;
         self
     }
     /// Forces (or not) an exact scan.
@@ -1337,6 +1348,15 @@ impl Shard {
                     || params.max_distance.is_some_and(|m| score > m)
                 {
                     break;
+                }
+                if !params.payload {
+                    hits.push(Hit {
+                        id: st.arena.id(cand.slot).to_string(),
+                        score,
+                        metadata: Value::Null,
+                        text: None,
+                    });
+                    continue;
                 }
                 let row = stmt
                     .query_row([st.arena.rowid(cand.slot)], |r| {

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use sqlite_vector::{
-    Durability, HnswParams, Metric, Profile, SearchParams, SearchPath, Shard, MAX_EF_SEARCH,
+    Durability, HnswParams, Metric, PlannerParams, Profile, SearchParams, SearchPath, Shard,
+    MAX_EF_SEARCH,
 };
 use sqlite_vector_dataset::{percentile, recall_at_k, Matrix};
 
@@ -180,19 +181,29 @@ pub(super) fn run(
     // and writing its rows in every batch's transaction.
     let (shard, build_s) = build(&path, &profile, base, args.batch, Some(params))?;
     let insert_vps = base.rows as f64 / build_s;
+    if let Some(n) = args.exact_max_items {
+        shard.set_planner(PlannerParams {
+            exact_max_items: n,
+            ..shard.planner()
+        });
+    }
     let truth = match truth {
         Some(t) => (t.0.clone(), t.1.clone()),
         None => exact_truth(&shard, queries, args.k, metric)?,
     };
 
     let mut ours: Vec<(Option<usize>, Pass)> = Vec::new();
-    let exact = SearchParams::k(args.k).with_exact(true);
+    let exact = SearchParams::k(args.k)
+        .with_exact(true)
+        .with_payload(args.payload);
     ours.push((
         None,
         pass(&shard, queries, &truth, &exact, metric, args.warmup)?,
     ));
     for &ef in &args.ef_search {
-        let p = SearchParams::k(args.k).with_ef_search(ef);
+        let p = SearchParams::k(args.k)
+            .with_ef_search(ef)
+            .with_payload(args.payload);
         ours.push((
             Some(ef),
             pass(&shard, queries, &truth, &p, metric, args.warmup)?,
@@ -271,7 +282,7 @@ pub(super) fn run(
                 "dataset": name, "n": base.rows, "dim": dim, "metric": metric.as_str(),
                 "k": args.k, "index": "hnsw", "m": params.m,
                 "ef_construction": params.ef_construction, "ef_search": ef,
-                "quantization": "none", "path": p.path, "recall_at_k": p.recall,
+                "quantization": "none", "payload": args.payload, "path": p.path, "recall_at_k": p.recall,
                 "p50_us": p.p50, "p95_us": p.p95, "p99_us": p.p99, "mean_us": p.mean,
                 "qps": 1e6 / p.mean, "queries": queries.rows, "build_s": build_s,
                 "insert_vps": insert_vps, "durability": args.durability.as_str(),
