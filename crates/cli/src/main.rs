@@ -38,6 +38,24 @@ enum Command {
         #[command(flatten)]
         profile: ProfileArgs,
     },
+    /// Build a shard's HNSW index (stored in the shard, maintained by every write), or drop it
+    /// with --drop. Searches use it above the planner's size threshold.
+    Index {
+        /// Shard file.
+        path: PathBuf,
+        /// HNSW `M` (layer 0 keeps 2·M neighbours).
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        /// HNSW `ef_construction`.
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Default `ef_search` of queries that do not set one.
+        #[arg(long, default_value_t = 64)]
+        ef_search: usize,
+        /// Drop the index instead.
+        #[arg(long)]
+        drop: bool,
+    },
     /// Import vectors from a .npy file (with ids/metadata/text from JSONL) or from JSONL lines
     /// that carry a vector.
     Import(import::ImportArgs),
@@ -131,6 +149,12 @@ struct SearchArgs {
     /// Keep hits with score ≥ this (cosine, dot, BM25, RRF).
     #[arg(long)]
     min_score: Option<f32>,
+    /// HNSW beam width for this search (shards with an index; default: the index's).
+    #[arg(long)]
+    ef_search: Option<usize>,
+    /// Scan exactly even when the shard has an index.
+    #[arg(long)]
+    exact: bool,
     /// Keep hits with L2 distance ≤ this (l2).
     #[arg(long)]
     max_distance: Option<f32>,
@@ -302,6 +326,8 @@ fn search(args: SearchArgs) -> CliResult {
             .as_deref()
             .map(str::parse::<Filter>)
             .transpose()?,
+        ef_search: args.ef_search,
+        exact: args.exact,
         ..SearchParams::default()
     };
     let hybrid = HybridParams {
@@ -467,6 +493,41 @@ fn shards(command: ShardsCommand) -> CliResult {
 
 fn run(cli: Cli) -> CliResult {
     match cli.command {
+        Command::Index {
+            path,
+            m,
+            ef_construction,
+            ef_search,
+            drop,
+        } => {
+            let shard = Shard::open(&path)?;
+            if drop {
+                let had = shard.drop_index()?;
+                println!(
+                    "{}",
+                    if had {
+                        "dropped the hnsw index"
+                    } else {
+                        "the shard had no index"
+                    }
+                );
+            } else {
+                let params = sqlite_vector::HnswParams {
+                    m,
+                    ef_construction,
+                    ef_search,
+                    ..Default::default()
+                };
+                let t = std::time::Instant::now();
+                shard.create_index(params)?;
+                println!(
+                    "built the hnsw index over {} items in {:.2} s (M = {m}, ef_construction = \
+                     {ef_construction}, ef_search = {ef_search})",
+                    shard.len(),
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        }
         Command::Create { path, profile } => {
             Shard::create(&path, &profile.profile())?;
             println!(
