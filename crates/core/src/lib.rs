@@ -62,6 +62,7 @@ pub mod hnsw;
 pub mod index;
 pub mod manager;
 mod profile;
+pub mod quant;
 pub mod schema;
 pub mod shard;
 pub mod sqlfn;

@@ -65,6 +65,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+pub mod int8;
 mod scalar;
 
 #[cfg(target_arch = "x86_64")]
