@@ -14,7 +14,9 @@
 //! Vectors live in 64-byte aligned chunks of about 1 MiB, so growth never copies stored rows
 //! and at most one chunk is partly empty.
 
+use crate::distance::int8::Int8Kernels;
 use crate::distance::Kernels;
+use crate::quant::{PreparedQuery, Quantizer, ScanHit, Scanner};
 use crate::topk::{Candidate, TopK};
 use crate::Metric;
 
@@ -151,10 +153,55 @@ impl Rows {
     }
 }
 
+/// The int8 copy of every row (see [`crate::quant`]): `dim` code bytes per row, stored in a
+/// [`Rows`] of `dim.div_ceil(4)` 4-byte words per row (so the same aligned chunks serve), and
+/// each row's exact norm.
+pub(crate) struct Codes {
+    quantizer: Quantizer,
+    rows: Rows,
+    norms: Vec<f32>,
+    /// Encoding buffer: one row of words.
+    buf: Vec<f32>,
+}
+
+impl Codes {
+    fn new(quantizer: Quantizer) -> Codes {
+        let words = quantizer.dim().div_ceil(4);
+        Codes {
+            quantizer,
+            rows: Rows::new(words),
+            norms: Vec::new(),
+            buf: vec![0.0; words],
+        }
+    }
+
+    fn bytes_of(words: &[f32]) -> &[u8] {
+        // SAFETY: any initialised f32 memory is valid as bytes; u8 has alignment 1.
+        unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 4) }
+    }
+
+    /// Encodes `v` into the buffer; returns its norm.
+    fn encode(&mut self, v: &[f32]) -> f32 {
+        let dim = self.quantizer.dim();
+        // SAFETY: as in `bytes_of`, mutably: the buffer holds `4 · words ≥ dim` bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast::<u8>(), self.buf.len() * 4)
+        };
+        self.quantizer.encode(v, &mut bytes[..dim])
+    }
+
+    fn code(&self, slot: usize) -> &[u8] {
+        &Self::bytes_of(self.rows.row(slot))[..self.quantizer.dim()]
+    }
+}
+
 /// Dense, aligned storage for `len` vectors of `dim` f32 values.
 pub(crate) struct Arena {
     dim: usize,
+    /// The f32 rows; empty when `keep_f32` is off (an int8-only arena).
     rows: Rows,
+    keep_f32: bool,
+    codes: Option<Codes>,
     inv_norms: Vec<f32>,
     rowids: Vec<i64>,
     ids: Vec<Box<str>>,
@@ -171,6 +218,8 @@ impl Arena {
         let mut a = Arena {
             dim,
             rows: Rows::new(dim),
+            keep_f32: true,
+            codes: None,
             inv_norms: Vec::new(),
             rowids: Vec::new(),
             ids: Vec::new(),
@@ -184,7 +233,13 @@ impl Arena {
     /// tables by the usual amortised growth).
     pub(crate) fn reserve_rows(&mut self, additional: usize) {
         let need = self.len() + additional;
-        self.rows.reserve(need);
+        if self.keep_f32 {
+            self.rows.reserve(need);
+        }
+        if let Some(c) = self.codes.as_mut() {
+            c.rows.reserve(need);
+            c.norms.reserve(additional);
+        }
         self.inv_norms.reserve(additional);
         self.rowids.reserve(additional);
         self.ids.reserve(additional);
@@ -197,7 +252,26 @@ impl Arena {
 
     /// Number of live rows.
     pub(crate) fn len(&self) -> usize {
-        self.rows.len
+        self.rowids.len()
+    }
+
+    /// Makes this (empty) arena keep an int8 copy of every row with `quantizer`, and the f32
+    /// rows too only when `keep_f32`.
+    pub(crate) fn quantize(&mut self, quantizer: Quantizer, keep_f32: bool) {
+        assert_eq!(self.len(), 0, "quantize an empty arena");
+        assert_eq!(quantizer.dim(), self.dim, "quantizer of another dimension");
+        self.codes = Some(Codes::new(quantizer));
+        self.keep_f32 = keep_f32;
+    }
+
+    /// Whether the f32 rows are in memory ([`Arena::row`] works).
+    pub(crate) fn has_f32(&self) -> bool {
+        self.keep_f32
+    }
+
+    /// The quantizer, when the arena keeps int8 codes.
+    pub(crate) fn quantizer(&self) -> Option<&Quantizer> {
+        self.codes.as_ref().map(|c| &c.quantizer)
     }
 
     /// The vector in `slot`.
@@ -251,9 +325,16 @@ impl Arena {
         assert_eq!(v.len(), self.dim, "arena row of wrong length");
         let norm = crate::distance::norm(v);
         let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        let code_norm = self.codes.as_mut().map(|c| c.encode(v));
         if let Some(slot) = self.slot(rowid) {
             let s = slot as usize;
-            self.rows.row_mut(s).copy_from_slice(v);
+            if self.keep_f32 {
+                self.rows.row_mut(s).copy_from_slice(v);
+            }
+            if let (Some(c), Some(n)) = (self.codes.as_mut(), code_norm) {
+                c.rows.row_mut(s).copy_from_slice(&c.buf);
+                c.norms[s] = n;
+            }
             self.inv_norms[s] = inv;
             if &*self.ids[s] != id {
                 self.ids[s] = id.into();
@@ -261,7 +342,14 @@ impl Arena {
             return;
         }
         let slot = self.len();
-        self.rows.push(v);
+        if self.keep_f32 {
+            self.rows.push(v);
+        }
+        if let (Some(c), Some(n)) = (self.codes.as_mut(), code_norm) {
+            let Codes { rows, buf, .. } = c;
+            rows.push(buf);
+            c.norms.push(n);
+        }
         self.inv_norms.push(inv);
         self.rowids.push(rowid);
         self.ids.push(id.into());
@@ -277,20 +365,25 @@ impl Arena {
         let s = slot as usize;
         let last = self.len() - 1;
         if s != last {
-            let (dim, mut tmp) = (self.dim, [0f32; 64]);
-            if dim <= 64 {
-                tmp[..dim].copy_from_slice(self.rows.row(last));
-                self.rows.row_mut(s).copy_from_slice(&tmp[..dim]);
-            } else {
-                let moved = self.rows.row(last).to_vec();
-                self.rows.row_mut(s).copy_from_slice(&moved);
+            if self.keep_f32 {
+                move_row(&mut self.rows, last, s);
+            }
+            if let Some(c) = self.codes.as_mut() {
+                move_row(&mut c.rows, last, s);
+                c.norms[s] = c.norms[last];
             }
             self.inv_norms[s] = self.inv_norms[last];
             self.rowids[s] = self.rowids[last];
             self.ids.swap(s, last);
             self.map_rowid(self.rowids[s], slot);
         }
-        self.rows.pop();
+        if self.keep_f32 {
+            self.rows.pop();
+        }
+        if let Some(c) = self.codes.as_mut() {
+            c.rows.pop();
+            c.norms.pop();
+        }
         self.inv_norms.pop();
         self.rowids.pop();
         self.ids.pop();
@@ -299,7 +392,11 @@ impl Arena {
     /// Bytes of memory held (capacity, not just length), including the id strings and the map.
     pub(crate) fn bytes_in_memory(&self) -> usize {
         let ids: usize = self.ids.iter().map(|s| s.len()).sum();
-        self.rows.bytes()
+        let codes = self.codes.as_ref().map_or(0, |c| {
+            c.rows.bytes() + c.norms.capacity() * 4 + c.quantizer.dim() * 8
+        });
+        codes
+            + self.rows.bytes()
             + self.inv_norms.capacity() * 4
             + self.rowids.capacity() * 8
             + self.ids.capacity() * std::mem::size_of::<Box<str>>()
@@ -375,6 +472,56 @@ impl Arena {
             }
         }
         top.into_sorted()
+    }
+
+    /// The `depth` best rows by the int8 codes' approximate score (larger is better, see
+    /// [`PreparedQuery::score`]), over all rows or the slots in `only`; `(slot, approx score)`
+    /// best first. Panics when the arena keeps no codes.
+    pub(crate) fn scan_int8(
+        &self,
+        kernels: &'static Int8Kernels,
+        q: &PreparedQuery,
+        depth: usize,
+        only: Option<&[u32]>,
+    ) -> Vec<ScanHit> {
+        let c = self
+            .codes
+            .as_ref()
+            .expect("scan_int8 on an arena without codes");
+        let dim = c.quantizer.dim();
+        let mut scanner = Scanner::new(kernels, q, depth);
+        match only {
+            Some(slots) => {
+                for &s in slots {
+                    scanner.scan_row(c.code(s as usize), c.norms[s as usize], s);
+                }
+            }
+            None if dim.is_multiple_of(4) => {
+                for (first, words) in c.rows.filled() {
+                    let bytes = Codes::bytes_of(words);
+                    let n = bytes.len() / dim;
+                    scanner.scan_rows(bytes, &c.norms[first..first + n], first as u32);
+                }
+            }
+            None => {
+                for s in 0..self.len() {
+                    scanner.scan_row(c.code(s), c.norms[s], s as u32);
+                }
+            }
+        }
+        scanner.into_hits()
+    }
+}
+
+/// Copies row `from` over row `to` (a swap-remove's move).
+fn move_row(rows: &mut Rows, from: usize, to: usize) {
+    let (dim, mut tmp) = (rows.dim, [0f32; 64]);
+    if dim <= 64 {
+        tmp[..dim].copy_from_slice(rows.row(from));
+        rows.row_mut(to).copy_from_slice(&tmp[..dim]);
+    } else {
+        let moved = rows.row(from).to_vec();
+        rows.row_mut(to).copy_from_slice(&moved);
     }
 }
 

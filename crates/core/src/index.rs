@@ -74,6 +74,42 @@ impl std::fmt::Display for SearchPath {
     }
 }
 
+/// How a shard's exact path stores and scans vectors ([`crate::Shard::set_quantization`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// f32 rows only: the exact scan reads `4·dim` bytes per item.
+    None,
+    /// int8 scalar quantization ([`crate::quant`]): the arena keeps one code byte per
+    /// component (and drops the f32 rows unless an HNSW index needs them); the exact path scans
+    /// the codes for the best [`crate::quant::rescore_depth`]`(k)` items and rescores those with
+    /// their f32 vectors (read from SQLite when the arena has none).
+    Int8,
+}
+
+impl Quantization {
+    /// `"none"` or `"int8"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" | "f32" => Ok(Quantization::None),
+            "int8" | "sq8" => Ok(Quantization::Int8),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown quantization {s:?}: expected none or int8"
+            ))),
+        }
+    }
+}
+
 /// Thresholds of the search planner ([`plan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PlannerParams {
@@ -239,7 +275,8 @@ fn node_of(rowid: i64) -> Result<u32> {
     }
 }
 
-fn tables_exist(db: &Connection) -> Result<bool> {
+/// Whether the shard behind `db` has the index tables.
+pub(crate) fn tables_exist(db: &Connection) -> Result<bool> {
     Ok(db
         .prepare_cached(
             "SELECT count(*) = 2 FROM sqlite_schema \

@@ -71,7 +71,7 @@ mod topk;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use hnsw::HnswParams;
-pub use index::{IndexStats, PlannerParams, SearchPath};
+pub use index::{IndexStats, PlannerParams, Quantization, SearchPath};
 pub use manager::{
     ManagerOptions, MultiSearch, ShardFailure, ShardHit, ShardInfo, ShardManager, Targets,
 };

@@ -107,6 +107,9 @@ pub const TOMBSTONE_ITEM: &str = "UPDATE items SET vector = NULL, metadata = NUL
 pub const GET_ITEM: &str = "SELECT rowid, vector, json(metadata), text FROM items \
      WHERE id = ?1 AND cl % 2 = 1";
 
+/// Fetch the vector of a live row by rowid (for f32 rescoring in a quantized shard).
+pub const GET_VECTOR: &str = "SELECT vector FROM items WHERE rowid = ?1 AND cl % 2 = 1";
+
 /// Fetch the payload of a live row by rowid (for search hits).
 pub const GET_HIT: &str =
     "SELECT id, json(metadata), text FROM items WHERE rowid = ?1 AND cl % 2 = 1";

@@ -39,10 +39,11 @@ use crate::distance::{self, Kernels};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::hnsw::HnswParams;
-use crate::index::{self, IndexStats, PlannerParams, SearchPath, ShardIndex};
+use crate::index::{self, IndexStats, PlannerParams, Quantization, SearchPath, ShardIndex};
 use crate::profile::{Durability, Metric, Profile};
+use crate::quant::{rescore_depth, PreparedQuery, Quantizer};
 use crate::schema;
-use crate::topk::Candidate;
+use crate::topk::{Candidate, TopK};
 
 /// Largest `k` a search accepts.
 pub const MAX_K: usize = 10_000;
@@ -364,6 +365,8 @@ pub struct Stats {
     pub search_method: String,
     /// The HNSW index, if the shard has one.
     pub index: Option<IndexStats>,
+    /// How the exact path stores vectors ([`Shard::set_quantization`]).
+    pub quantization: Quantization,
     /// The site id of this shard (hex).
     pub site_id: String,
     /// Highest local version (`seq`).
@@ -560,6 +563,30 @@ fn searchable_values(fields: &[String], metadata: Option<&Value>) -> String {
 }
 
 /// Prefixes a corruption found in one item with its id.
+/// The shard's int8 quantizer (meta `quantizer`, hex of [`Quantizer::to_bytes`]), if it is
+/// quantized.
+fn read_quantizer(db: &Connection, dim: usize) -> Result<Option<Quantizer>> {
+    let hex: Option<String> = db
+        .prepare_cached("SELECT value FROM meta WHERE key = 'quantizer'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let Some(hex) = hex else {
+        return Ok(None);
+    };
+    let bytes = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| Error::Corrupt("meta quantizer is not hex".into()))?;
+    let qz = Quantizer::from_bytes(&bytes)?;
+    if qz.dim() != dim {
+        return Err(Error::Corrupt(format!(
+            "quantizer of dimension {} in a shard of dimension {dim}",
+            qz.dim()
+        )));
+    }
+    Ok(Some(qz))
+}
+
 /// A stored rowid, checked to be usable as an index node id.
 fn checked_rowid(rowid: i64) -> Result<i64> {
     if (0..index::MAX_NODE).contains(&rowid) {
@@ -898,7 +925,7 @@ impl Shard {
             last_hlc: 0,
             data_version: 0,
         };
-        Self::load(&db, &mut state, &profile).map_err(|e| match (&path, e) {
+        Self::load(&db, &mut state, &profile, false).map_err(|e| match (&path, e) {
             (Some(p), Error::Sqlite(s)) => map_foreign(p, s),
             (_, e) => e,
         })?;
@@ -938,9 +965,15 @@ impl Shard {
         Ok(())
     }
 
-    /// Full load of the arena and the index, in one read transaction.
-    fn load(db: &Connection, st: &mut State, profile: &Profile) -> Result<()> {
+    /// Full load of the arena and the index, in one read transaction. The arena keeps int8
+    /// codes when the shard is quantized, and f32 rows unless it is quantized without an index
+    /// (the graph reads f32) and `force_f32` is off.
+    fn load(db: &Connection, st: &mut State, profile: &Profile, force_f32: bool) -> Result<()> {
         let dim = profile.dimension;
+        let memory_index = match (&st.index, profile.durability) {
+            (Some(ix), Durability::Memory) => Some(*ix.graph.params()),
+            _ => None,
+        };
         db.execute_batch("BEGIN")?;
         let r = (|| -> Result<()> {
             let dv: i64 = db.query_row("PRAGMA data_version", [], |r| r.get(0))?;
@@ -948,7 +981,12 @@ impl Shard {
                 db.query_row("SELECT count(*) FROM items WHERE cl % 2 = 1", [], |r| {
                     r.get(0)
                 })?;
-            let mut arena = Arena::with_capacity(dim, live.max(0) as usize);
+            let mut arena = Arena::with_capacity(dim, 0);
+            if let Some(qz) = read_quantizer(db, dim)? {
+                let keep_f32 = force_f32 || memory_index.is_some() || index::tables_exist(db)?;
+                arena.quantize(qz, keep_f32);
+            }
+            arena.reserve_rows(live.max(0) as usize);
             let (mut max_seq, mut max_hlc) = (0i64, 0i64);
             let mut stmt = db.prepare(schema::LOAD_ALL)?;
             let mut rows = stmt.query([])?;
@@ -968,12 +1006,15 @@ impl Shard {
                     arena.upsert(rowid, id, &v);
                 }
             }
-            st.index = ShardIndex::load(
-                db,
-                &arena,
-                profile.metric,
-                profile.durability != Durability::Memory,
-            )?;
+            st.index = match memory_index {
+                Some(params) => Some(ShardIndex::build(params, profile.metric, &arena, false)?),
+                None => ShardIndex::load(
+                    db,
+                    &arena,
+                    profile.metric,
+                    profile.durability != Durability::Memory,
+                )?,
+            };
             st.arena = arena;
             st.last_seq = max_seq;
             st.last_hlc = max_hlc;
@@ -1087,7 +1128,7 @@ impl Shard {
         let applied = Self::apply(&mut st, ops, &tx, seq).and_then(|()| Ok(tx.commit()?));
         if let Err(e) = applied {
             let profile = &self.profile;
-            if let Err(reload) = Self::load(db, &mut st, profile) {
+            if let Err(reload) = Self::load(db, &mut st, profile, false) {
                 return Err(Error::Corrupt(format!(
                     "{e}; reloading the shard after the failed write failed too: {reload}"
                 )));
@@ -1550,9 +1591,7 @@ impl Shard {
             .filter(|_| !params.exact && metric == self.profile.metric);
         let Some(ix) = ix else {
             let only = filtered.map(Vec::as_slice);
-            let cands = st
-                .arena
-                .scan(self.kernels, metric, query, q_inv, params.k, only);
+            let cands = self.exact_candidates(st, metric, query, q_inv, params.k, only)?;
             return Ok((cands, SearchPath::Exact));
         };
         let ef = params
@@ -1562,9 +1601,7 @@ impl Shard {
         let path = index::plan(&st.planner, st.arena.len(), filtered.map(Vec::len), ef);
         if path == SearchPath::Exact {
             let only = filtered.map(Vec::as_slice);
-            let cands = st
-                .arena
-                .scan(self.kernels, metric, query, q_inv, params.k, only);
+            let cands = self.exact_candidates(st, metric, query, q_inv, params.k, only)?;
             return Ok((cands, path));
         }
         // Filter by rowid (the graph's node ids): a bitset of the matching rows.
@@ -1603,6 +1640,67 @@ impl Shard {
                 .then_with(|| st.arena.id(a.slot).cmp(st.arena.id(b.slot)))
         });
         Ok((cands, path))
+    }
+
+    /// The exact top k over all rows or the slots in `only`: the f32 scan, or, in a quantized
+    /// shard, the int8 scan for the best [`rescore_depth`]`(k)` rows followed by f32 rescoring of
+    /// those (vectors from the arena, or from SQLite when the arena keeps only codes). Scores
+    /// and ties as in [`crate::arena::Arena::scan`].
+    fn exact_candidates(
+        &self,
+        st: &State,
+        metric: Metric,
+        query: &[f32],
+        q_inv: f32,
+        k: usize,
+        only: Option<&[u32]>,
+    ) -> Result<Vec<Candidate>> {
+        let Some(qz) = st.arena.quantizer() else {
+            return Ok(st.arena.scan(self.kernels, metric, query, q_inv, k, only));
+        };
+        let prepared = PreparedQuery::new(qz, query, metric)?;
+        let approx = st.arena.scan_int8(
+            crate::distance::int8::Int8Kernels::best(),
+            &prepared,
+            rescore_depth(k),
+            only,
+        );
+        let key = |slot: u32| st.arena.id(slot);
+        let mut top = TopK::new(k, approx.len(), &key);
+        let score = |slot: u32, v: &[f32]| match metric {
+            Metric::Cosine => (self.kernels.dot)(query, v) * st.arena.inv_norm(slot) * q_inv,
+            Metric::Dot => (self.kernels.dot)(query, v),
+            Metric::L2 => -(self.kernels.l2sq)(query, v),
+        };
+        if st.arena.has_f32() {
+            for h in approx {
+                let s = score(h.row, st.arena.row(h.row));
+                top.push(Candidate {
+                    score: s,
+                    slot: h.row,
+                });
+            }
+        } else {
+            let c = self.lock_conn();
+            let mut stmt = c.db.prepare_cached(schema::GET_VECTOR)?;
+            let mut v = Vec::with_capacity(self.profile.dimension);
+            for h in approx {
+                let blob: Option<Vec<u8>> = stmt
+                    .query_row([st.arena.rowid(h.row)], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                // A row deleted by another process since the catch-up: skipped here, and the
+                // caller retries when the hits' payloads vanish.
+                let Some(blob) = blob else { continue };
+                codec::decode_into(&blob, self.profile.dimension, &mut v)
+                    .map_err(|e| corrupt_item(st.arena.id(h.row), e))?;
+                top.push(Candidate {
+                    score: score(h.row, &v),
+                    slot: h.row,
+                });
+            }
+        }
+        Ok(top.into_sorted())
     }
 
     fn check_search(&self, query: &[f32], params: &SearchParams, metric: Metric) -> Result<()> {
@@ -1800,6 +1898,15 @@ impl Shard {
                 "this shard's hnsw index (drop_index first to change its parameters)".into(),
             ));
         }
+        if !st.arena.has_f32() {
+            // An int8-only arena: the graph reads f32 rows, so load them (they stay while the
+            // index exists).
+            drop(tx);
+            Self::load(&c.db, &mut st, &self.profile, true)?;
+            drop(c);
+            drop(st);
+            return self.create_index(params);
+        }
         let mut ix = ShardIndex::build(params, self.profile.metric, &st.arena, true)?;
         if self.profile.durability == Durability::Memory {
             ix.persist = false;
@@ -1823,7 +1930,69 @@ impl Shard {
             .inspect_err(|_| {
                 let _ = c.db.execute_batch("ROLLBACK");
             })?;
-        Ok(st.index.take().is_some())
+        let had = st.index.take().is_some();
+        if st.arena.quantizer().is_some() && st.arena.has_f32() {
+            // Quantized and no graph left to feed: drop the f32 rows.
+            Self::load(&c.db, &mut st, &self.profile, false)?;
+        }
+        Ok(had)
+    }
+
+    /// Sets how the exact path stores and scans vectors (see [`Quantization`]). `Int8` trains
+    /// a per-dimension quantizer ([`crate::quant::Quantizer`]) on the shard's live vectors (all
+    /// of them, up to 100,000 evenly spaced) and stores it in `meta`; later writes encode with
+    /// it (values outside its trained range are clamped; call again after the data has changed
+    /// a lot to retrain). `None` removes it. The arena is rebuilt from the file either way.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `Int8` on a shard without items (nothing to train on);
+    /// [`Error::Sqlite`] writing `meta`.
+    pub fn set_quantization(&self, quantization: Quantization) -> Result<()> {
+        let mut st = self.write_state();
+        let mut c = self.lock_conn();
+        let tx =
+            c.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::catch_up(&tx, &mut st, self.profile.dimension)?;
+        tx.execute("DELETE FROM meta WHERE key = 'quantizer'", [])?;
+        if quantization == Quantization::Int8 {
+            let dim = self.profile.dimension;
+            let n = st.arena.len();
+            if n == 0 {
+                return Err(Error::InvalidArgument(
+                    "int8 quantization trains on the shard's vectors: insert items first".into(),
+                ));
+            }
+            let step = n.div_ceil(100_000);
+            let mut sample = Vec::with_capacity(n.div_ceil(step) * dim);
+            if st.arena.has_f32() {
+                for slot in (0..n as u32).step_by(step) {
+                    sample.extend_from_slice(st.arena.row(slot));
+                }
+            } else {
+                let mut stmt = tx.prepare_cached(schema::GET_VECTOR)?;
+                let mut v = Vec::with_capacity(dim);
+                for slot in (0..n as u32).step_by(step) {
+                    let blob: Vec<u8> = stmt.query_row([st.arena.rowid(slot)], |r| r.get(0))?;
+                    codec::decode_into(&blob, dim, &mut v)?;
+                    sample.extend_from_slice(&v);
+                }
+            }
+            let qz = Quantizer::train(&sample, dim)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('quantizer', ?1)",
+                [hex(&qz.to_bytes())],
+            )?;
+        }
+        tx.commit()?;
+        Self::load(&c.db, &mut st, &self.profile, false)
+    }
+
+    /// The shard's [`Quantization`].
+    pub fn quantization(&self) -> Quantization {
+        match self.read_state().arena.quantizer() {
+            Some(_) => Quantization::Int8,
+            None => Quantization::None,
+        }
     }
 
     /// The parameters of the shard's HNSW index, if it has one.
@@ -1881,13 +2050,23 @@ impl Shard {
             bytes_in_memory: st.arena.bytes_in_memory(),
             raw_vector_bytes: st.arena.raw_vector_bytes(),
             format_version: self.format_version,
-            search_method: format!(
-                "{} ({})",
-                index_stats
+            search_method: {
+                let path = index_stats
                     .as_ref()
-                    .map_or(SearchPath::Exact, |i| i.unfiltered_path),
-                self.kernels.isa.name()
-            ),
+                    .map_or(SearchPath::Exact, |i| i.unfiltered_path);
+                match (path, st.arena.quantizer()) {
+                    (SearchPath::Exact, Some(_)) => format!(
+                        "exact int8 ({}) + f32 rescoring",
+                        crate::distance::int8::Int8Kernels::best().isa.name()
+                    ),
+                    _ => format!("{path} ({})", self.kernels.isa.name()),
+                }
+            },
+            quantization: if st.arena.quantizer().is_some() {
+                Quantization::Int8
+            } else {
+                Quantization::None
+            },
             index: index_stats,
             site_id: hex(&self.site_id),
             version: st.last_seq,
