@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// Index to search with.
     #[arg(long, value_enum, default_value = "exact")]
     index: Index,
+    /// Quantization of the exact path: `int8` trains a quantizer after the build and searches
+    /// the int8 codes with f32 rescoring (the arena drops its f32 rows without an index).
+    #[arg(long, default_value = "none")]
+    quantization: sqlite_vector::Quantization,
     /// HNSW `M` (layer 0 keeps 2·M neighbours).
     #[arg(long, default_value_t = 16)]
     m: usize,
@@ -516,6 +520,9 @@ pub fn run(args: BenchArgs) -> CliResult {
     let profile = Profile::new(dim, metric).with_durability(args.durability);
     let (shard, build_s) = build(&path, &profile, &base, args.batch, None)?;
     let insert_vps = base.rows as f64 / build_s;
+    let t = Instant::now();
+    shard.set_quantization(args.quantization)?;
+    let quantize_s = t.elapsed().as_secs_f64();
 
     let params = SearchParams::k(args.k);
     for i in 0..args.warmup.min(queries.rows) {
@@ -583,6 +590,8 @@ pub fn run(args: BenchArgs) -> CliResult {
         "metric": metric.as_str(),
         "k": args.k,
         "index": "exact",
+        "quantization": args.quantization.as_str(),
+        "quantize_s": quantize_s,
         "queries": queries.rows,
         "query_set": match args.queries { Queries::Full => "full", Queries::Short => "short" },
         "recall_at_k": recall,

@@ -985,6 +985,12 @@ impl Shard {
             if let Some(qz) = read_quantizer(db, dim)? {
                 let keep_f32 = force_f32 || memory_index.is_some() || index::tables_exist(db)?;
                 arena.quantize(qz, keep_f32);
+                if !keep_f32 {
+                    // Rescoring reads a few vectors per query from the file at random: map it
+                    // (no read syscalls; the OS page cache serves them) instead of going
+                    // through SQLite's small page cache.
+                    db.pragma_update(None, "mmap_size", 1i64 << 40)?;
+                }
             }
             arena.reserve_rows(live.max(0) as usize);
             let (mut max_seq, mut max_hlc) = (0i64, 0i64);

@@ -187,10 +187,12 @@ pub(super) fn run(
             ..shard.planner()
         });
     }
+    // The oracle: the f32 exact scan (before any quantization).
     let truth = match truth {
         Some(t) => (t.0.clone(), t.1.clone()),
         None => exact_truth(&shard, queries, args.k, metric)?,
     };
+    shard.set_quantization(args.quantization)?;
 
     let mut ours: Vec<(Option<usize>, Pass)> = Vec::new();
     let exact = SearchParams::k(args.k)
@@ -282,7 +284,7 @@ pub(super) fn run(
                 "dataset": name, "n": base.rows, "dim": dim, "metric": metric.as_str(),
                 "k": args.k, "index": "hnsw", "m": params.m,
                 "ef_construction": params.ef_construction, "ef_search": ef,
-                "quantization": "none", "payload": args.payload, "path": p.path, "recall_at_k": p.recall,
+                "quantization": args.quantization.as_str(), "payload": args.payload, "path": p.path, "recall_at_k": p.recall,
                 "p50_us": p.p50, "p95_us": p.p95, "p99_us": p.p99, "mean_us": p.mean,
                 "qps": 1e6 / p.mean, "queries": queries.rows, "build_s": build_s,
                 "insert_vps": insert_vps, "durability": args.durability.as_str(),
