@@ -68,6 +68,19 @@ pub fn decode_into(blob: &[u8], dim: usize, out: &mut Vec<f32>) -> Result<()> {
         )));
     }
     out.clear();
+    #[cfg(target_endian = "little")]
+    {
+        // The stored bytes are already the in-memory representation: one memcpy (the
+        // element-wise decode below was 10 % of opening a 100k × 384 shard).
+        out.reserve(dim);
+        // SAFETY: `out` has capacity for `dim` f32 = `blob.len()` bytes; every bit pattern is
+        // a valid f32; the regions cannot overlap (`out` is our own allocation).
+        unsafe {
+            std::ptr::copy_nonoverlapping(blob.as_ptr(), out.as_mut_ptr().cast::<u8>(), blob.len());
+            out.set_len(dim);
+        }
+    }
+    #[cfg(not(target_endian = "little"))]
     out.extend(
         blob.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
