@@ -24,9 +24,14 @@ for round in $(seq 1 "$ROUNDS"); do
   "$BIN" bench --data "$DATA" --metric cos --json | tee -a "$OUT/ours.jsonl"
   echo "== round $round: sqlite-vector exact, l2"
   "$BIN" bench --data "$DATA" --metric l2 --single-inserts 0 --json | tee -a "$OUT/ours.jsonl"
+  echo "== round $round: sqlite-vector exact, cosine, int8 + f32 rescoring"
+  "$BIN" bench --data "$DATA" --metric cos --quantization int8 --single-inserts 0 --json | tee -a "$OUT/ours.jsonl"
   echo "== round $round: peers ($LIBS), cosine"
   (cd "$PEERS" && "$PY" peers.py --data "$DATA" --libs "$LIBS" --metrics cos --out "$OUT/peers.jsonl" >/dev/null)
   tail -n "$(echo "$LIBS" | tr ',' '\n' | wc -l)" "$OUT/peers.jsonl"
+  echo "== round $round: sqlite-vector hnsw sweep + hnswlib/usearch sweep (tools/peer_sweep.py), plot"
+  "$BIN" bench --data "$DATA" --index hnsw --ef-search 16,32,64,128,256 --peers hnswlib,usearch \
+    --peers-python "$PY" --plot "$OUT/hnsw-debian-minilm-round$round.svg" --json | tee -a "$OUT/hnsw.jsonl"
 done
 echo "== known-item (vector, BM25, hybrid)"
 "$BIN" bench --data "$DATA" --known-item --json | tee -a "$OUT/known-item.jsonl"
