@@ -58,6 +58,7 @@ pub mod codec;
 pub mod distance;
 mod error;
 pub mod filter;
+mod fts;
 pub mod hnsw;
 pub mod index;
 pub mod manager;
