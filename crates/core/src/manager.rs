@@ -806,7 +806,9 @@ impl ShardManager {
 
     /// Hybrid search across shards: the merged vector ranking and the merged BM25 ranking of
     /// the targets (top `hybrid.candidates` of each) fused by reciprocal rank fusion, as
-    /// [`Shard::search_hybrid`] does within a shard. Scores are fused RRF scores.
+    /// [`Shard::search_hybrid`] does within a shard. Scores are fused RRF scores. The rankings
+    /// carry ids only; metadata and text are read for the returned hits alone (when
+    /// [`SearchParams::payload`] is set).
     ///
     /// # Errors
     /// As [`ShardManager::search`], [`Shard::search_text`] and [`HybridParams::validate`].
@@ -823,6 +825,7 @@ impl ShardManager {
             k: hybrid.candidates,
             min_score: None,
             max_distance: None,
+            payload: false,
             ..params.clone()
         };
         let by_vector = self.search(targets, query, &sub)?;
@@ -859,7 +862,7 @@ impl ShardManager {
             params.k,
             params.min_score,
         );
-        let hits = fused
+        let mut hits: Vec<ShardHit> = fused
             .into_iter()
             .map(|h| {
                 let (shard, id) = h.id.split_once('\u{0}').expect("keyed above");
@@ -872,6 +875,42 @@ impl ShardManager {
                 }
             })
             .collect();
+        if params.payload {
+            // One payload read per shard for its final hits; a hit deleted since its search is
+            // dropped (the rankings are not re-run).
+            let mut shards: Vec<&str> = hits.iter().map(|h| h.shard.as_str()).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            let mut filled: HashMap<(String, String), Hit> = HashMap::new();
+            for name in shards {
+                let mine: Vec<Hit> = hits
+                    .iter()
+                    .filter(|h| h.shard == name)
+                    .map(|h| h.hit.clone())
+                    .collect();
+                let n = mine.len();
+                match self.open_shard(name).and_then(|s| s.with_payloads(mine, n)) {
+                    Ok(with) => filled.extend(
+                        with.into_iter()
+                            .map(|h| ((name.to_string(), h.id.clone()), h)),
+                    ),
+                    Err(e) => failures.push(ShardFailure {
+                        shard: name.to_string(),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            hits = hits
+                .into_iter()
+                .filter_map(|h| {
+                    let hit = filled.remove(&(h.shard.clone(), h.hit.id.clone()))?;
+                    Some(ShardHit {
+                        shard: h.shard,
+                        hit,
+                    })
+                })
+                .collect();
+        }
         Ok(MultiSearch { hits, failures })
     }
 

@@ -615,3 +615,208 @@ fn repeated_filters_see_every_write() {
     other.delete("b").unwrap();
     assert!(shard.search(&q, &p).unwrap().is_empty());
 }
+
+/// The text ranking as `search_text` computed it before pruning: FTS5's own `bm25()` over the
+/// query's words, words in at least half of the live items dropped (all but the first if every
+/// word is), equal scores by rowid. `(id, score)` best first.
+fn bm25_reference(shard: &Shard, text: &str, k: usize) -> Vec<(String, f32)> {
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let n_live = shard.len() as i64;
+    let df = |w: &str| -> i64 {
+        let rows = shard
+            .query_sql(
+                "SELECT doc FROM items_fts_vocab WHERE term = ?1",
+                &[SqlValue::Text(w.to_lowercase())],
+            )
+            .unwrap();
+        match rows.first().map(|r| &r[0]) {
+            Some(SqlValue::Integer(n)) => *n,
+            _ => 0,
+        }
+    };
+    let mut kept: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| 2 * df(w) <= n_live)
+        .collect();
+    if kept.is_empty() {
+        kept.push(words[0]);
+    }
+    let expr = kept
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    shard
+        .query_sql(
+            "SELECT i.id, -bm25(items_fts) FROM items_fts JOIN items i ON i.rowid = items_fts.rowid \
+             WHERE items_fts MATCH ?1 ORDER BY bm25(items_fts), items_fts.rowid LIMIT ?2",
+            &[SqlValue::Text(expr), SqlValue::Integer(k as i64)],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| match (&r[0], &r[1]) {
+            (SqlValue::Text(id), SqlValue::Real(s)) => (id.clone(), *s as f32),
+            other => panic!("unexpected row {other:?}"),
+        })
+        .collect()
+}
+
+/// A seeded corpus with a Zipf-like vocabulary (`w0` most common), some words in nearly every
+/// document, repeated words and non-ASCII words.
+fn zipf_text(rng: &mut sqlite_vector_dataset::SeededRng, len: usize) -> String {
+    let mut words = Vec::with_capacity(len + 2);
+    for _ in 0..len {
+        // rank ~ 1/u: a few very common words, a long tail of rare ones.
+        let r = ((1.0 / (rng.next_unit() + 0.004)) as usize).min(400);
+        words.push(match r % 97 {
+            13 => format!("café{r}"),
+            _ => format!("w{r}"),
+        });
+    }
+    if rng.next_unit() < 0.8 {
+        words.push("the".into());
+    }
+    if rng.next_unit() < 0.3 {
+        words.push("Straße".into());
+    }
+    words.join(" ")
+}
+
+#[test]
+fn text_search_equals_fts5_bm25_across_writes() {
+    // The pruned ranking (MaxScore, cached document frequencies and lengths, payload-free
+    // ranking) must return exactly the ids and scores of FTS5's bm25() over every row, for
+    // k from 1 to past the number of matches, and stay exact across inserts, updates and
+    // deletes from this handle and from another connection.
+    let (_d, path, shard) = temp_shard(4, Metric::Cosine);
+    let other = Shard::open(&path).unwrap();
+    let mut rng = sqlite_vector_dataset::SeededRng(0x5EED_7E47 | 1);
+    let n = 1500;
+    let v = random_vectors(n + 200, 4, 91);
+    let items: Vec<NewItem> = (0..n)
+        .map(|i| {
+            let len = 3 + (rng.next_u64() % 40) as usize;
+            NewItem::new(v[i].clone())
+                .with_id(format!("d{i}"))
+                .with_text(zipf_text(&mut rng, len))
+                .with_metadata(json!({"i": i}))
+        })
+        .collect();
+    shard.insert_batch(items).unwrap();
+    let mut queries: Vec<String> = (0..40)
+        .map(|_| {
+            let len = 1 + (rng.next_u64() % 7) as usize;
+            zipf_text(&mut rng, len)
+        })
+        .collect();
+    queries.extend(
+        [
+            "w1 w2 w3 w250",
+            "w1 w1 w1 w300",
+            "the",
+            "the w1",
+            "café13 w2 w7",
+            "Straße w5 w399",
+            "W3 w3 w40 w41 w42 w43 w44",
+            "nothingmatches",
+        ]
+        .map(String::from),
+    );
+    let check = |shard: &Shard, round: &str| {
+        for q in &queries {
+            for k in [1, 3, 10, 60, 2000] {
+                let p = SearchParams::k(k).with_payload(false);
+                let got: Vec<(String, f32)> = shard
+                    .search_text(q, &p)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| (h.id, h.score))
+                    .collect();
+                assert_eq!(got, bm25_reference(shard, q, k), "{round}: {q:?} k={k}");
+            }
+        }
+    };
+    check(&shard, "fresh");
+    // Writes from this handle: lengths and frequencies must follow.
+    for i in 0..50 {
+        shard
+            .update(
+                &format!("d{i}"),
+                Update {
+                    text: Some(zipf_text(&mut rng, 5)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        shard.delete(&format!("d{}", 100 + i)).unwrap();
+    }
+    check(&shard, "after updates and deletes");
+    // Writes from another connection: caught up before ranking.
+    let more: Vec<NewItem> = (n..n + 200)
+        .map(|i| {
+            NewItem::new(v[i].clone())
+                .with_id(format!("d{i}"))
+                .with_text(zipf_text(&mut rng, 20))
+        })
+        .collect();
+    other.insert_batch(more).unwrap();
+    check(&shard, "after another connection's inserts");
+    check(&other, "the other connection");
+}
+
+#[test]
+fn text_and_hybrid_hits_carry_payload_of_the_final_hits() {
+    let profile = Profile::new(3, Metric::Cosine).with_searchable_fields(["title"]);
+    let shard = Shard::in_memory(&profile).unwrap();
+    let v = random_vectors(40, 3, 5);
+    for (i, vec) in v.iter().enumerate() {
+        let text = format!("note {i} about {}", ["rust", "go", "zig", "c"][i % 4]);
+        shard
+            .insert(
+                NewItem::new(vec.clone())
+                    .with_id(format!("n{i}"))
+                    .with_text(text)
+                    .with_metadata(json!({"title": format!("title {i}"), "i": i})),
+            )
+            .unwrap();
+    }
+    let h = sqlite_vector::HybridParams {
+        candidates: 20,
+        ..Default::default()
+    };
+    for k in [1, 5, 12] {
+        let with = shard
+            .search_hybrid(&v[3], "rust title", &SearchParams::k(k), &h)
+            .unwrap();
+        let without = shard
+            .search_hybrid(
+                &v[3],
+                "rust title",
+                &SearchParams::k(k).with_payload(false),
+                &h,
+            )
+            .unwrap();
+        assert_eq!(with.len(), k);
+        assert_eq!(
+            ids(&with),
+            ids(&without),
+            "payload does not change the ranking"
+        );
+        for (a, b) in with.iter().zip(&without) {
+            assert_eq!(a.score, b.score);
+            let item = shard.get(&a.id).unwrap();
+            assert_eq!(a.metadata, item.metadata, "{}", a.id);
+            assert_eq!(a.text, item.text, "{}", a.id);
+            assert!(b.metadata.is_null() && b.text.is_none());
+        }
+        let text = shard.search_text("rust", &SearchParams::k(k)).unwrap();
+        for hit in &text {
+            let item = shard.get(&hit.id).unwrap();
+            assert_eq!((&hit.metadata, &hit.text), (&item.metadata, &item.text));
+        }
+    }
+}
