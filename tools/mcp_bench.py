@@ -1,6 +1,9 @@
 """Latency of `sqlite-vector mcp` tool calls, measured at the client over stdio.
 
-Usage: python3 tools/mcp_bench.py target/release/sqlite-vector ../shared/data/debian-minilm [QUERIES]
+Usage: python3 tools/mcp_bench.py target/release/sqlite-vector ../shared/data/debian-minilm [QUERIES] [INDEX]
+
+INDEX (`true`/`false`) is passed as `shard_create`'s `index` argument when given (default: the
+server's default).
 
 Fills a text shard with the 25,000 base texts of debian-minilm through `insert_batch` calls of
 1,000 texts each (timing every call, end to end: JSON-RPC round trip + embedding + commit), then
@@ -11,6 +14,7 @@ known-item hit@1 as a sanity check.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +23,7 @@ import time
 
 BIN, DATA = sys.argv[1], sys.argv[2]
 NQ = int(sys.argv[3]) if len(sys.argv) > 3 else 500
+INDEX = {"true": True, "false": False}[sys.argv[4]] if len(sys.argv) > 4 else None
 
 root = tempfile.mkdtemp(prefix="mcp-bench-")
 proc = subprocess.Popen([BIN, "mcp", "--root", root], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -55,7 +60,10 @@ with open(os.path.join(DATA, "texts.jsonl")) as f:
             base.append(o)
 queries = [json.loads(l) for l in open(os.path.join(DATA, "known_item.jsonl"))][:NQ]
 
-call("shard_create", {"name": "debian"})
+create = {"name": "debian"}
+if INDEX is not None:
+    create["index"] = INDEX
+call("shard_create", create)
 batch_ms = []
 for start in range(0, len(base), 1000):
     items = [{"id": str(o["id"]), "text": o["text"], "metadata": {"package": o["package"]}} for o in base[start:start + 1000]]
@@ -65,7 +73,9 @@ for start in range(0, len(base), 1000):
 print(f"insert_batch of 1,000 texts (debian-minilm base, full descriptions), {len(batch_ms)} calls: "
       f"p50 {statistics.median(batch_ms):.0f} ms, max {max(batch_ms):.0f} ms, total {sum(batch_ms)/1000:.1f} s")
 
-for mode in ("vector", "hybrid"):
+stats = call("shard_stats", {"name": "debian"})
+print(f"shard_create {json.dumps(create)}: search method {stats['search_method']}")
+for mode in ("vector", "text", "hybrid"):
     lat, hits = [], 0
     for q in queries:
         t = time.perf_counter()
@@ -79,3 +89,4 @@ for mode in ("vector", "hybrid"):
 
 proc.stdin.close()
 proc.wait()
+shutil.rmtree(root)

@@ -17,8 +17,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlite_vector::{
-    Filter, HybridParams, Metric, MultiSearch, NewItem, Profile, SearchParams, Shard, ShardManager,
-    Targets, Update,
+    Filter, HnswParams, HybridParams, Metric, MultiSearch, NewItem, Profile, SearchParams, Shard,
+    ShardManager, Targets, Update,
 };
 use sqlite_vector_embed::{EmbedError, Embedder};
 
@@ -76,6 +76,12 @@ pub struct ShardCreateArgs {
     pub metric: Option<String>,
     /// Metadata fields (dotted paths) indexed for keyword search with the text.
     pub searchable: Option<Vec<String>>,
+    /// Keep an HNSW graph index (default false: exact search). With it, searches of shards above
+    /// 4,096 items walk the graph: about 0.2 ms instead of 1 ms for the vector part at 25,000
+    /// items, but approximate (with the built-in model, known-item MRR@10 of hybrid search on
+    /// 25,000 package descriptions falls from 0.896 to 0.857), and every insert costs about
+    /// 0.25 ms more. For big shards searched far more often than written.
+    pub index: Option<bool>,
 }
 
 /// Arguments of `shard_list`.
@@ -356,7 +362,8 @@ const TOOLS: &[ToolSpec] = &[
         title: "Create a shard",
         description: "Create a named shard (a small vector database file) to hold memories, notes or documents. \
 Omit `dim` and `metric` to store text: the server's offline embedder sets the dimension and the shard records its model. \
-Give `dim` only if you will insert your own raw vectors. Do not use it when the shard already exists (that is an error; use shard_list). \
+Give `dim` only if you will insert your own raw vectors. Search is exact; `index: true` adds an HNSW graph for big shards (over 4,096 items) searched far more than written: faster, approximate, slower inserts. \
+Do not use it when the shard already exists (that is an error; use shard_list). \
 Example: {\"name\": \"notes\"} or {\"name\": \"team-a/coder\", \"searchable\": [\"title\"]}.",
         input: schema::<ShardCreateArgs>,
         output: schema::<ShardCreateOut>,
@@ -786,6 +793,14 @@ or create a text shard with shard_create without `dim`"
             )));
         }
         let shard = self.manager.create(&a.name, &profile)?;
+        if a.index.unwrap_or(false) {
+            if let Err(e) = shard.create_index(HnswParams::default()) {
+                // No half-made shard: the caller may retry the whole call.
+                drop(shard);
+                let _ = self.manager.drop_shard(&a.name);
+                return Err(e.into());
+            }
+        }
         out(ShardCreateOut {
             shard: self.describe(a.name, shard.profile()),
         })
@@ -1152,6 +1167,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(hits["hits"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn shard_create_index_is_opt_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        s.call("shard_create", json!({"name": "plain"})).unwrap();
+        s.call("shard_create", json!({"name": "graph", "index": true}))
+            .unwrap();
+        let indexed = |name: &str| {
+            let shard = s.inner.manager.open_shard(name).unwrap();
+            shard.stats().unwrap().index.is_some()
+        };
+        assert!(!indexed("plain"));
+        assert!(indexed("graph"));
+        // Hybrid search on the indexed shard returns hits with their text.
+        s.call(
+            "insert_batch",
+            json!({"shard": "graph", "items": [{"text": "rust async runtime"}, {"text": "go tour"}]}),
+        )
+        .unwrap();
+        let hits = s
+            .call("search", json!({"shard": "graph", "text": "rust runtime"}))
+            .unwrap();
+        assert_eq!(hits["mode"], "hybrid");
+        assert_eq!(hits["hits"][0]["text"], "rust async runtime");
+        assert!(s
+            .call("shard_create", json!({"name": "bad", "index": "yes"}))
+            .is_err());
     }
 
     /// An embedder that is down: its failure is internal (JSON-RPC -32603), never a fallback.
