@@ -563,7 +563,10 @@ unsafe fn register(db: &Connection) -> rusqlite::Result<()> {
         // re-prepares a statement whose `= ?` flips between 0/1 and other values (its planner
         // guesses selectivity from them), i.e. twice per word and query (6 % of a hybrid
         // search). The query planner stability guarantee turns that off for the connection.
-        db.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        db.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         let for_db = Arc::into_raw(state) as *mut c_void;
         let rc = ffi::sqlite3_set_clientdata(h, CLIENT_DATA.as_ptr(), for_db, Some(drop_state));
         if rc != ffi::SQLITE_OK {
