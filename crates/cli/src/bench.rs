@@ -37,6 +37,13 @@ enum Index {
     Hnsw,
 }
 
+/// Embedders of `bench --known-item --embedder`.
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchEmbedder {
+    /// The built-in offline model (minilm-static-256).
+    Builtin,
+}
+
 mod hnsw;
 
 /// Options of `bench`.
@@ -127,6 +134,11 @@ pub struct BenchArgs {
     /// MRR@10, hit@1, hit@10 and p50 latency per ranking.
     #[arg(long, requires = "data")]
     known_item: bool,
+    /// With --known-item: embed the base texts and the query texts with this model instead of
+    /// reading base.npy and known_item_queries.npy (`builtin`: the offline minilm-static-256,
+    /// 256-d). Embedding happens before timing; latencies are search only.
+    #[arg(long, value_enum, requires = "known_item")]
+    embedder: Option<BenchEmbedder>,
     /// Print JSON (one object; with --known-item, one object per ranking and line).
     #[arg(long)]
     json: bool,
@@ -224,8 +236,41 @@ fn build(
 
 /// Known-item retrieval: vector, BM25 and hybrid rankings of the same queries.
 fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
+    use sqlite_vector_embed::{Embedder, StaticEmbedder, BUILTIN_MODEL_ID};
     let set = KnownItemSet::load(dir)?;
-    let base = sqlite_vector_dataset::read_f32(dir.join("base.npy"))?;
+    // Base vectors, and each query's vector by its position in `set.items`.
+    let t = Instant::now();
+    let (base, queries, vectors) = match args.embedder {
+        None => {
+            let base = sqlite_vector_dataset::read_f32(dir.join("base.npy"))?;
+            let queries: Vec<Vec<f32>> = set
+                .items
+                .iter()
+                .map(|q| set.vectors.row(q.query_id).to_vec())
+                .collect();
+            (base, queries, "known_item_queries.npy")
+        }
+        Some(BenchEmbedder::Builtin) => {
+            let fail = |e: sqlite_vector_embed::EmbedError| crate::Failure::internal(e.to_string());
+            let model = StaticEmbedder::builtin().map_err(fail)?;
+            let texts: Vec<&str> = set.base_texts.iter().map(|b| b.text.as_str()).collect();
+            let mut data = Vec::with_capacity(texts.len() * model.dimension());
+            for chunk in texts.chunks(1000) {
+                for v in model.embed_batch(chunk).map_err(fail)? {
+                    data.extend(v);
+                }
+            }
+            let base = Matrix {
+                rows: texts.len(),
+                cols: model.dimension(),
+                data,
+            };
+            let queries: Vec<&str> = set.items.iter().map(|q| q.query.as_str()).collect();
+            let queries = model.embed_batch(&queries).map_err(fail)?;
+            (base, queries, BUILTIN_MODEL_ID)
+        }
+    };
+    let embed_s = t.elapsed().as_secs_f64();
     if base.rows != set.base_texts.len() {
         return Err(user(
             "base.npy and texts.jsonl disagree on the number of base rows",
@@ -251,22 +296,22 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
     let hybrid = HybridParams::default();
     let mut out = Vec::new();
     for ranking in ["vector", "text", "hybrid"] {
-        let run_one = |q: &sqlite_vector_dataset::KnownItem| -> CliResult<Vec<sqlite_vector::Hit>> {
-            let v = set.vectors.row(q.query_id);
+        let run_one = |i: usize| -> CliResult<Vec<sqlite_vector::Hit>> {
+            let (q, v) = (&set.items[i], queries[i].as_slice());
             Ok(match ranking {
                 "vector" => shard.search(v, &params)?,
                 "text" => shard.search_text(&q.query, &params)?,
                 _ => shard.search_hybrid(v, &q.query, &params, &hybrid)?,
             })
         };
-        for q in set.items.iter().take(args.warmup) {
-            run_one(q)?;
+        for i in 0..args.warmup.min(set.items.len()) {
+            run_one(i)?;
         }
         let mut ranks = Vec::with_capacity(set.items.len());
         let mut lat = Vec::with_capacity(set.items.len());
-        for q in &set.items {
+        for (i, q) in set.items.iter().enumerate() {
             let t = Instant::now();
-            let hits = run_one(q)?;
+            let hits = run_one(i)?;
             lat.push(t.elapsed().as_secs_f64() * 1e6);
             let target = q.target_row.to_string();
             ranks.push(hits.iter().position(|h| h.id == target).map(|p| p + 1));
@@ -282,6 +327,8 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
             "p50_us": percentile(&mut lat, 50.0),
             "p99_us": percentile(&mut lat, 99.0),
             "build_s": build_s,
+            "vectors": vectors,
+            "embed_s": embed_s,
             "rrf_k": if ranking == "hybrid" { Some(hybrid.rrf_k) } else { None },
         }));
     }
@@ -291,7 +338,8 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
         }
     } else {
         println!(
-            "known-item retrieval: {} queries over {} base texts (built with text in {build_s:.1} s)",
+            "known-item retrieval: {} queries over {} base texts, vectors from {vectors} \
+             (built with text in {build_s:.1} s)",
             set.items.len(),
             base.rows
         );

@@ -309,6 +309,32 @@ fn query_words(text: &str) -> Result<Vec<&str>> {
     Ok(words)
 }
 
+/// A read transaction (one snapshot for a search's several statements) on cached `BEGIN` /
+/// `COMMIT` statements: `Connection::transaction` prepares both anew every time, a few µs each.
+struct ReadSnapshot<'a>(&'a Connection);
+
+impl<'a> ReadSnapshot<'a> {
+    fn begin(db: &'a Connection) -> Result<ReadSnapshot<'a>> {
+        db.prepare_cached("BEGIN")?.execute([])?;
+        Ok(ReadSnapshot(db))
+    }
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        // Ending a read transaction does not fail in practice; if it did, roll back so that
+        // the connection is never left inside one.
+        if self
+            .0
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .is_err()
+        {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
@@ -1483,15 +1509,15 @@ impl Shard {
             let c = self.lock_conn();
             // One read snapshot for the ranking and the payloads, at the arena's version (another
             // process may have committed since the catch-up: then catch up again).
-            let tx = c.db.unchecked_transaction()?;
-            let dv: i64 = tx
-                .prepare_cached("PRAGMA data_version")?
-                .query_row([], |r| r.get(0))?;
+            let tx = ReadSnapshot::begin(&c.db)?;
+            let dv: i64 =
+                tx.0.prepare_cached("PRAGMA data_version")?
+                    .query_row([], |r| r.get(0))?;
             if dv != st.data_version {
                 continue;
             }
             let ranked = crate::fts::rank(
-                &tx,
+                tx.0,
                 &crate::fts::RankInput {
                     version: st.last_seq,
                     n_live: st.arena.len() as i64,
@@ -1500,7 +1526,7 @@ impl Shard {
                     words: &words,
                 },
             )?;
-            let mut get = tx.prepare_cached(schema::GET_HIT)?;
+            let mut get = tx.0.prepare_cached(schema::GET_HIT)?;
             let mut hits = Vec::with_capacity(ranked.len());
             for (rowid, score) in ranked {
                 let score = score as f32;
@@ -1601,8 +1627,8 @@ impl Shard {
         const GET_PAYLOAD: &str =
             "SELECT json(metadata), text FROM items WHERE id = ?1 AND cl % 2 = 1";
         let c = self.lock_conn();
-        let tx = c.db.unchecked_transaction()?;
-        let mut get = tx.prepare_cached(GET_PAYLOAD)?;
+        let tx = ReadSnapshot::begin(&c.db)?;
+        let mut get = tx.0.prepare_cached(GET_PAYLOAD)?;
         let mut out = Vec::with_capacity(k.min(hits.len()));
         for hit in hits {
             if out.len() == k {
