@@ -47,6 +47,8 @@
 //! * [`manager`]: [`ShardManager`], named shards under a root directory, search across shards.
 //! * [`hnsw`]: the HNSW graph over caller-provided vectors; [`index`]: a shard's stored HNSW
 //!   index ([`Shard::create_index`]) and the planner choosing exact or graph search per query.
+//! * [`quant`]: int8 scalar quantization ([`Shard::set_quantization`]): the quantizer, query
+//!   preparation and the code scan whose best rows the exact path rescores with f32.
 //!
 //! Full-text (BM25) and hybrid (reciprocal rank fusion) search are [`Shard::search_text`] and
 //! [`Shard::search_hybrid`].
