@@ -265,7 +265,8 @@ pub(crate) struct ShardIndex {
     rebuilt_on_open: bool,
 }
 
-fn node_of(rowid: i64) -> Result<u32> {
+/// `rowid` as a graph node id, or [`Error::Corrupt`] when it is outside `0..MAX_NODE`.
+pub(crate) fn node_of(rowid: i64) -> Result<u32> {
     if (0..MAX_NODE).contains(&rowid) {
         Ok(rowid as u32)
     } else {

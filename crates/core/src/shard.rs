@@ -599,10 +599,7 @@ fn read_quantizer(db: &Connection, dim: usize) -> Result<Option<Quantizer>> {
     let Some(hex) = hex else {
         return Ok(None);
     };
-    let bytes = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| Error::Corrupt("meta quantizer is not hex".into()))?;
+    let bytes = unhex(&hex).ok_or_else(|| Error::Corrupt("meta quantizer is not hex".into()))?;
     let qz = Quantizer::from_bytes(&bytes)?;
     if qz.dim() != dim {
         return Err(Error::Corrupt(format!(
@@ -615,25 +612,17 @@ fn read_quantizer(db: &Connection, dim: usize) -> Result<Option<Quantizer>> {
 
 /// A stored rowid, checked to be usable as an index node id.
 fn checked_rowid(rowid: i64) -> Result<i64> {
-    if (0..index::MAX_NODE).contains(&rowid) {
-        Ok(rowid)
-    } else {
-        Err(Error::Corrupt(format!(
-            "item rowid {rowid} is out of range"
-        )))
-    }
+    index::node_of(rowid).map(i64::from)
 }
 
 /// A rowid SQLite just assigned, checked to be usable as an index node id.
 fn checked_new_rowid(rowid: i64) -> Result<i64> {
-    if (0..index::MAX_NODE).contains(&rowid) {
-        Ok(rowid)
-    } else {
-        Err(Error::InvalidArgument(format!(
+    index::node_of(rowid).map(i64::from).map_err(|_| {
+        Error::InvalidArgument(format!(
             "the shard has used all {} rowids an item can have",
             index::MAX_NODE
-        )))
-    }
+        ))
+    })
 }
 
 fn corrupt_item(id: &str, e: Error) -> Error {
@@ -650,6 +639,24 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a string written by [`hex`]; `None` for an odd length or a non-hex digit.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The [`Quantization`] of an arena.
+fn quantization_of(arena: &Arena) -> Quantization {
+    match arena.quantizer() {
+        Some(_) => Quantization::Int8,
+        None => Quantization::None,
+    }
 }
 
 impl Shard {
@@ -934,14 +941,9 @@ impl Shard {
             db.query_row("SELECT value FROM meta WHERE key = 'site_id'", [], |r| {
                 r.get(0)
             })?;
-        let mut site_id = [0u8; 16];
-        if site_hex.len() != 32 {
-            return Err(Error::Corrupt(format!("bad site_id {site_hex:?}")));
-        }
-        for (i, b) in site_id.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&site_hex[2 * i..2 * i + 2], 16)
-                .map_err(|_| Error::Corrupt(format!("bad site_id {site_hex:?}")))?;
-        }
+        let site_id: [u8; 16] = unhex(&site_hex)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Corrupt(format!("bad site_id {site_hex:?}")))?;
         let seed: i64 = db.query_row("SELECT random()", [], |r| r.get(0))?;
         let mut state = State {
             arena: Arena::with_capacity(profile.dimension, 0),
@@ -2068,10 +2070,7 @@ impl Shard {
 
     /// The shard's [`Quantization`].
     pub fn quantization(&self) -> Quantization {
-        match self.read_state().arena.quantizer() {
-            Some(_) => Quantization::Int8,
-            None => Quantization::None,
-        }
+        quantization_of(&self.read_state().arena)
     }
 
     /// The parameters of the shard's HNSW index, if it has one.
@@ -2141,11 +2140,7 @@ impl Shard {
                     _ => format!("{path} ({})", self.kernels.isa.name()),
                 }
             },
-            quantization: if st.arena.quantizer().is_some() {
-                Quantization::Int8
-            } else {
-                Quantization::None
-            },
+            quantization: quantization_of(&st.arena),
             index: index_stats,
             site_id: hex(&self.site_id),
             version: st.last_seq,
