@@ -65,6 +65,67 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+/// Generates an ISA file's `f32` kernel family from its [`driver::F32Ops`] implementation:
+/// the `#[target_feature]` entry points (the loops of [`driver`], inlined with `$features`
+/// enabled), the safe wrappers that check slice lengths, and the `static KERNELS` table.
+/// `Kernels::for_isa` must hand the table out only after run-time detection confirmed every
+/// feature in `$features`.
+macro_rules! f32_kernels {
+    ($isa:expr, $ops:ty, $features:literal) => {
+        /// This ISA's kernel family.
+        pub(super) static KERNELS: super::Kernels = super::Kernels {
+            isa: $isa,
+            dot,
+            l2sq,
+            dot_block,
+            l2sq_block,
+        };
+
+        fn dot(a: &[f32], b: &[f32]) -> f32 {
+            super::check_pair(a, b);
+            // SAFETY: `KERNELS` is only handed out when the CPU supports `$features`, and
+            // the lengths were just checked to be equal.
+            unsafe { pair::<false>(a, b) }
+        }
+
+        fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+            super::check_pair(a, b);
+            // SAFETY: as in `dot`.
+            unsafe { pair::<true>(a, b) }
+        }
+
+        fn dot_block(q: &[f32], rows: &[f32], out: &mut [f32]) {
+            super::check_block(q, rows, out);
+            // SAFETY: `KERNELS` is only handed out when the CPU supports `$features`, and
+            // the block shape was just checked.
+            unsafe { block::<false>(q, rows, out) }
+        }
+
+        fn l2sq_block(q: &[f32], rows: &[f32], out: &mut [f32]) {
+            super::check_block(q, rows, out);
+            // SAFETY: as in `dot_block`.
+            unsafe { block::<true>(q, rows, out) }
+        }
+
+        /// # Safety
+        /// The CPU must support `$features`, and `a.len() == b.len()`.
+        #[target_feature(enable = $features)]
+        unsafe fn pair<const L2: bool>(a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: the features are enabled here; the caller checked the lengths.
+            unsafe { super::driver::pair::<$ops, L2>(a, b) }
+        }
+
+        /// # Safety
+        /// The CPU must support `$features`, and `rows.len() == out.len() * q.len()`.
+        #[target_feature(enable = $features)]
+        unsafe fn block<const L2: bool>(q: &[f32], rows: &[f32], out: &mut [f32]) {
+            // SAFETY: the features are enabled here; the caller checked the shape.
+            unsafe { super::driver::block::<$ops, L2>(q, rows, out) }
+        }
+    };
+}
+
+mod driver;
 pub mod int8;
 mod scalar;
 

@@ -136,6 +136,7 @@ unsafe fn block(q: &[i8], codes: &[u8], out: &mut [i32]) {
         codes,
         q.len(),
         out,
+        0,
         // SAFETY: AVX2 is enabled here (closures inherit it), and
         // `by_quarters` passes rows of `q.len()` codes.
         |rows| unsafe { rows4(q, rows) },

@@ -168,6 +168,7 @@ macro_rules! family {
                 codes,
                 q.len(),
                 out,
+                0,
                 // SAFETY: every feature of `$features` is enabled here (closures inherit it), and
                 // `by_quarters` passes rows of `q.len()` codes.
                 |rows| unsafe { rows4(q, rows) },

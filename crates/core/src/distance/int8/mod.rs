@@ -47,6 +47,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use super::driver::by_quarters;
 use super::ISA_ENV_VAR;
 
 mod scalar;
@@ -248,50 +250,6 @@ fn check_block(q: &[i8], codes: &[u8], out: &[i32]) {
         out.len(),
         q.len()
     );
-}
-
-/// The row order of the SIMD block kernels: `out[r]` = the sum of row `r` of the row-major
-/// block `codes` (`out.len()` rows of `d` bytes). `four` scores four rows at a time, one from
-/// each quarter of the block (four long memory streams, see the module docs), in order;
-/// `one` scores the `out.len() % 4` rows left over. With `d == 0`, `out` is filled with `0`.
-///
-/// Always inlined, so the closures run with the target features of the calling kernel.
-#[inline(always)]
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code)
-)]
-fn by_quarters<'c>(
-    codes: &'c [u8],
-    d: usize,
-    out: &mut [i32],
-    mut four: impl FnMut([&'c [u8]; 4]) -> [i32; 4],
-    mut one: impl FnMut(&'c [u8]) -> i32,
-) {
-    debug_assert_eq!(Some(codes.len()), out.len().checked_mul(d));
-    if d == 0 {
-        out.fill(0);
-        return;
-    }
-    let quarter = out.len() / 4;
-    let (main, rest) = codes.split_at(4 * quarter * d);
-    let (h0, h1) = main.split_at(2 * quarter * d);
-    let (s0, s1) = h0.split_at(quarter * d);
-    let (s2, s3) = h1.split_at(quarter * d);
-    let quarters = s0
-        .chunks_exact(d)
-        .zip(s1.chunks_exact(d))
-        .zip(s2.chunks_exact(d).zip(s3.chunks_exact(d)));
-    for (j, ((r0, r1), (r2, r3))) in quarters.enumerate() {
-        let s = four([r0, r1, r2, r3]);
-        out[j] = s[0];
-        out[quarter + j] = s[1];
-        out[2 * quarter + j] = s[2];
-        out[3 * quarter + j] = s[3];
-    }
-    for (row, o) in rest.chunks_exact(d).zip(&mut out[4 * quarter..]) {
-        *o = one(row);
-    }
 }
 
 #[cfg(test)]
