@@ -73,6 +73,23 @@ pub enum Error {
     /// A shard file already exists where `create` was asked to make a new one.
     #[error("shard already exists: {0}")]
     AlreadyExists(String),
+    /// No shard of this name exists under the manager's root.
+    #[error("unknown shard: {0:?}")]
+    UnknownShard(String),
+    /// The shard already has an HNSW index (drop it first to change its parameters).
+    #[error("the shard already has an hnsw index (drop_index first to change its parameters)")]
+    IndexExists,
+    /// A change from another site is stamped further in the future than the shard accepts
+    /// ([`crate::OpenOptions::max_clock_skew_ms`]): refused, so it cannot win every later merge.
+    #[error("clock skew: change {id:?} is stamped {ahead_ms} ms ahead of this clock (the limit is {limit_ms} ms)")]
+    ClockSkew {
+        /// The item the change is for.
+        id: String,
+        /// How far ahead of the local clock its HLC is, in ms.
+        ahead_ms: i64,
+        /// The accepted skew, in ms.
+        limit_ms: i64,
+    },
 
     // ---- internal / environment errors ------------------------------------------------------
     /// The file is not a sqlite-vector shard (not SQLite, or SQLite without our `meta` table).
@@ -89,9 +106,18 @@ pub enum Error {
     /// Stored data failed validation (wrong BLOB length, bad profile value, damaged pages).
     #[error("corrupt shard: {0}")]
     Corrupt(String),
+    /// The database stayed locked by another connection (usually another process) for longer
+    /// than the busy timeout, or a read kept racing its writes; retrying later can succeed.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// A write transaction could not commit: one of its operations failed after it had
+    /// started writing (an I/O error, a damaged file), and the caller carried on. Nothing of
+    /// the transaction was written.
+    #[error("write transaction aborted: {0}")]
+    TransactionAborted(String),
     /// An error from SQLite.
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// An I/O error outside SQLite.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -100,18 +126,101 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
-impl Error {
-    /// `true` for errors caused by the caller's input (bad arguments, unknown ids, profile
-    /// mismatches), `false` for internal or environmental failures (I/O, SQLite, corruption).
-    pub fn is_user_error(&self) -> bool {
-        !matches!(
+/// The class of an [`Error`], for callers that map errors to exit codes, protocol errors or
+/// retries without matching every variant. Each variant is classified in one place,
+/// [`Error::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad input: a vector, id, metadata, filter, argument or change the call cannot take.
+    InvalidInput,
+    /// An unknown item id.
+    NotFound,
+    /// An unknown shard name.
+    UnknownShard,
+    /// Something that already exists: a live id on insert, a shard, an index.
+    AlreadyExists,
+    /// A dimension, metric or embedding model differs from the one required.
+    ProfileMismatch,
+    /// The file is not a sqlite-vector shard (or catalog).
+    NotAShard,
+    /// The database is busy (locked past the busy timeout); retry later.
+    Busy,
+    /// Stored data is damaged, or written by a newer format version.
+    Corrupt,
+    /// An I/O error outside SQLite.
+    Io,
+    /// Any other failure inside SQLite or the library.
+    Internal,
+}
+
+impl ErrorKind {
+    /// `true` for the kinds the caller's input causes (and can fix by changing it), `false`
+    /// for internal or environmental ones.
+    pub fn is_user_error(self) -> bool {
+        matches!(
             self,
-            Error::UnsupportedFormat { .. }
-                | Error::Corrupt(_)
-                | Error::Sqlite(_)
-                | Error::Io(_)
-                | Error::Json(_)
+            ErrorKind::InvalidInput
+                | ErrorKind::NotFound
+                | ErrorKind::UnknownShard
+                | ErrorKind::AlreadyExists
+                | ErrorKind::ProfileMismatch
+                | ErrorKind::NotAShard
         )
+    }
+}
+
+impl Error {
+    /// The error's class (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::DimensionMismatch { .. }
+            | Error::EmptyVector
+            | Error::NonFinite { .. }
+            | Error::ZeroVector
+            | Error::InvalidId { .. }
+            | Error::InvalidMetadata(_)
+            | Error::InvalidFilter(_)
+            | Error::InvalidArgument(_)
+            | Error::ClockSkew { .. } => ErrorKind::InvalidInput,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::UnknownShard(_) => ErrorKind::UnknownShard,
+            Error::DuplicateId(_) | Error::AlreadyExists(_) | Error::IndexExists => {
+                ErrorKind::AlreadyExists
+            }
+            Error::ProfileMismatch { .. } => ErrorKind::ProfileMismatch,
+            Error::NotAShard(_) => ErrorKind::NotAShard,
+            Error::Busy(_) => ErrorKind::Busy,
+            Error::UnsupportedFormat { .. } | Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Io(_) => ErrorKind::Io,
+            Error::TransactionAborted(_) | Error::Sqlite(_) | Error::Json(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// `true` for errors caused by the caller's input (bad arguments, unknown ids or shards,
+    /// profile mismatches), `false` for internal or environmental failures (I/O, SQLite,
+    /// corruption, a busy database): [`ErrorKind::is_user_error`] of [`Error::kind`].
+    pub fn is_user_error(&self) -> bool {
+        self.kind().is_user_error()
+    }
+
+    /// Whether the error is a bad query or search parameter, which every shard would refuse
+    /// alike (a search across shards fails as a whole on it instead of reporting each shard).
+    pub fn is_query_error(&self) -> bool {
+        self.kind() == ErrorKind::InvalidInput
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    /// SQLite's busy and locked results become [`Error::Busy`]; everything else
+    /// [`Error::Sqlite`].
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Busy(e.to_string())
+            }
+            _ => Error::Sqlite(e),
+        }
     }
 }
 

@@ -46,6 +46,7 @@ use serde::Serialize;
 
 use crate::arena::Arena;
 use crate::hnsw::{Hnsw, HnswParams, VectorSource, REBUILD_RATIO};
+use crate::schema::{self, ItemRow};
 use crate::{Error, Metric, Result};
 
 /// Which way a search ran (or would run).
@@ -234,21 +235,6 @@ impl VectorSource for TolerantSource<'_> {
     }
 }
 
-/// The DDL of the index's shadow tables (see the module docs).
-pub const CREATE_TABLES: &str = "
-CREATE TABLE IF NOT EXISTS hnsw_state (
-    id     INTEGER PRIMARY KEY CHECK (id = 1),
-    header BLOB NOT NULL,
-    epoch  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS hnsw_nodes (
-    node   INTEGER PRIMARY KEY,
-    record BLOB NOT NULL
-);";
-
-/// Drops the index's shadow tables.
-pub const DROP_TABLES: &str = "DROP TABLE IF EXISTS hnsw_nodes; DROP TABLE IF EXISTS hnsw_state;";
-
 /// Node ids are rowids below this (`u32::MAX` is the graph's reserved id).
 pub(crate) const MAX_NODE: i64 = u32::MAX as i64;
 
@@ -279,10 +265,7 @@ pub(crate) fn node_of(rowid: i64) -> Result<u32> {
 /// Whether the shard behind `db` has the index tables.
 pub(crate) fn tables_exist(db: &Connection) -> Result<bool> {
     Ok(db
-        .prepare_cached(
-            "SELECT count(*) = 2 FROM sqlite_schema \
-             WHERE type = 'table' AND name IN ('hnsw_state', 'hnsw_nodes')",
-        )?
+        .prepare_cached(schema::HNSW_TABLES_EXIST)?
         .query_row([], |r| r.get(0))?)
 }
 
@@ -369,11 +352,7 @@ impl ShardIndex {
             return Ok(None);
         }
         let Some((header, epoch)): Option<(Vec<u8>, i64)> = db
-            .query_row(
-                "SELECT header, epoch FROM hnsw_state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(schema::HNSW_GET_STATE, [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
         else {
             return Err(Error::Corrupt(
@@ -406,7 +385,7 @@ impl ShardIndex {
                     graph.metric()
                 )));
             }
-            let mut stmt = db.prepare("SELECT node, record FROM hnsw_nodes")?;
+            let mut stmt = db.prepare(schema::HNSW_ALL_NODES)?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let node = node_of(row.get(0)?)?;
@@ -434,11 +413,11 @@ impl ShardIndex {
                 for n in gone {
                     ix.graph.remove(n, &tolerant);
                 }
-                let mut stmt = db.prepare(crate::schema::CHANGES_SINCE)?;
+                let mut stmt = db.prepare(schema::CHANGES_SINCE)?;
                 let mut rows = stmt.query([stamp])?;
                 let mut caught_up = true;
                 while let Some(row) = rows.next()? {
-                    let rowid: i64 = row.get(0)?;
+                    let rowid = ItemRow::read(row)?.rowid;
                     if arena.slot(rowid).is_some() && ix.put(rowid, arena).is_err() {
                         caught_up = false;
                         break;
@@ -471,7 +450,7 @@ impl ShardIndex {
             return Ok(());
         }
         let stored: Option<i64> = if tables_exist(tx)? {
-            tx.prepare_cached("SELECT epoch FROM hnsw_state WHERE id = 1")?
+            tx.prepare_cached(schema::HNSW_GET_EPOCH)?
                 .query_row([], |r| r.get(0))
                 .optional()?
         } else {
@@ -486,10 +465,9 @@ impl ShardIndex {
             return Ok(());
         }
         if self.rewrite_pending {
-            tx.execute("DELETE FROM hnsw_nodes", [])?;
+            tx.execute(schema::HNSW_CLEAR_NODES, [])?;
             self.graph.take_dirty();
-            let mut put =
-                tx.prepare_cached("INSERT INTO hnsw_nodes (node, record) VALUES (?1, ?2)")?;
+            let mut put = tx.prepare_cached(schema::HNSW_INSERT_NODE)?;
             for node in 0..self.graph.id_bound() {
                 if let Some(rec) = self.graph.encode_node(node) {
                     put.execute(params![i64::from(node), rec])?;
@@ -497,10 +475,8 @@ impl ShardIndex {
             }
             self.rewrite_pending = false;
         } else {
-            let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO hnsw_nodes (node, record) VALUES (?1, ?2)",
-            )?;
-            let mut del = tx.prepare_cached("DELETE FROM hnsw_nodes WHERE node = ?1")?;
+            let mut put = tx.prepare_cached(schema::HNSW_PUT_NODE)?;
+            let mut del = tx.prepare_cached(schema::HNSW_DELETE_NODE)?;
             for node in self.graph.take_dirty() {
                 match self.graph.encode_node(node) {
                     Some(rec) => put.execute(params![i64::from(node), rec])?,
@@ -509,20 +485,17 @@ impl ShardIndex {
             }
         }
         self.epoch += 1;
-        tx.prepare_cached("UPDATE hnsw_state SET header = ?1, epoch = ?2 WHERE id = 1")?
+        tx.prepare_cached(schema::HNSW_SET_STATE)?
             .execute(params![self.graph.header(), self.epoch])?;
         Ok(())
     }
 
     /// Creates the shadow tables in `tx` and writes the whole graph (a new index).
     pub(crate) fn create_in(&mut self, tx: &Connection, seq: i64) -> Result<()> {
-        tx.execute_batch(DROP_TABLES)?;
-        tx.execute_batch(CREATE_TABLES)?;
+        tx.execute_batch(schema::DROP_HNSW_TABLES)?;
+        tx.execute_batch(schema::CREATE_HNSW_TABLES)?;
         self.graph.set_stamp(seq.max(0) as u64);
-        tx.execute(
-            "INSERT INTO hnsw_state (id, header, epoch) VALUES (1, ?1, 0)",
-            [self.graph.header()],
-        )?;
+        tx.execute(schema::HNSW_INSERT_STATE, [self.graph.header()])?;
         self.epoch = 0;
         self.persist = true;
         self.rewrite_pending = true;

@@ -56,6 +56,8 @@
 #![warn(missing_docs)]
 
 mod arena;
+pub mod change;
+pub mod clock;
 pub mod codec;
 pub mod distance;
 mod error;
@@ -66,12 +68,15 @@ pub mod index;
 pub mod manager;
 mod profile;
 pub mod quant;
+pub mod query;
 pub mod schema;
 pub mod shard;
 pub mod sqlfn;
 mod topk;
 
-pub use error::{Error, Result};
+pub use change::{Applied, Change, SiteHead, SiteId};
+pub use clock::{Clock, ManualClock};
+pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use hnsw::HnswParams;
 pub use index::{IndexStats, PlannerParams, Quantization, SearchPath};
@@ -79,9 +84,10 @@ pub use manager::{
     ManagerOptions, MultiSearch, ShardFailure, ShardHit, ShardInfo, ShardManager, Targets,
 };
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
+pub use query::{Mode, Query, QueryHit, QueryResult, Scope};
 pub use shard::{
-    rrf_fuse, Change, Hit, HybridParams, Item, NewItem, SearchParams, Shard, Stats, Update,
-    MAX_EF_SEARCH,
+    rrf_fuse, Hit, HybridParams, Item, NewItem, OpenOptions, SearchParams, Shard, Stats, Update,
+    WriteTx, MAX_EF_SEARCH,
 };
 pub use sqlfn::register_functions;
 

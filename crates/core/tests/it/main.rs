@@ -7,6 +7,8 @@ mod durability;
 mod index;
 mod manager;
 mod real_data;
+mod sync;
+mod transaction;
 
 use std::path::PathBuf;
 

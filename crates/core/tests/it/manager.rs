@@ -171,7 +171,7 @@ fn create_open_list_stats_drop() {
         m.create("team-a/coder", &p),
         Err(Error::AlreadyExists(_))
     ));
-    assert!(matches!(m.open_shard("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(m.open_shard("nope"), Err(Error::UnknownShard(_))));
     assert!(m.exists("team-a/coder").unwrap());
     assert!(!m.exists("team-a").unwrap());
 
@@ -226,7 +226,7 @@ fn create_open_list_stats_drop() {
     assert!(!path.exists());
     assert!(matches!(
         m.drop_shard("team-a/coder"),
-        Err(Error::NotFound(_))
+        Err(Error::UnknownShard(_))
     ));
     // The name can be used again, for a new, empty shard.
     let again = m.create("team-a/coder", &p).unwrap();
@@ -677,7 +677,7 @@ fn interrupted_drop_is_finished_on_open() {
     let m = manager(dir.path());
     assert!(!m.exists("b").unwrap());
     assert!(!path.exists());
-    assert!(matches!(m.open_shard("b"), Err(Error::NotFound(_))));
+    assert!(matches!(m.open_shard("b"), Err(Error::UnknownShard(_))));
     assert!(m.create("b", &p).unwrap().is_empty());
 }
 

@@ -1,5 +1,5 @@
-//! BM25 ranking of a shard's FTS5 index for [`crate::Shard::search_text`]: exact top k, with
-//! less work than `ORDER BY bm25(items_fts)`.
+//! The fast BM25 ranking (feature `fts5-api`): exact top k, with less work than
+//! `ORDER BY bm25(items_fts)`.
 //!
 //! FTS5's own ranking scores every row that holds any query word, and `bm25()` reads each row's
 //! length with one SQL lookup in `items_fts_docsize`; with a few common words in a query that
@@ -39,7 +39,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{ffi, Connection, OptionalExtension};
 
+use super::{or_query, QueryWord, RankInput};
 use crate::error::Result;
+use crate::schema;
 
 /// Name of the auxiliary function (SQL: `sqlite_vector_bm25(items_fts, dfs)`).
 const FUNCTION: &CStr = c"sqlite_vector_bm25";
@@ -61,46 +63,13 @@ const MAX_CACHED_WORDS: usize = 4096;
 /// very long tokens, so longer ones are counted by the function.
 const MAX_LOOKUP_WORD: usize = 256;
 
-/// Documents holding a term (the `row` vocabulary view walks the term's posting list).
-const SQL_TERM_DF: &str = "SELECT doc FROM items_fts_vocab WHERE term = ?1";
-/// FTS5's totals record (rowid 1 of `%_data`): varint row count, then tokens per column.
-const SQL_TOTALS: &str = "SELECT block FROM items_fts_data WHERE id = 1";
-/// Every indexed row's per-column token counts (varints).
-const SQL_ALL_LENGTHS: &str = "SELECT id, sz FROM items_fts_docsize";
-/// One row's per-column token counts.
-const SQL_ONE_LENGTH: &str = "SELECT sz FROM items_fts_docsize WHERE id = ?1";
-/// Rows changed after a version (the `items_seq` index).
-const SQL_CHANGED: &str = "SELECT rowid FROM items WHERE seq > ?1";
-
-/// A text query's words as FTS5 will see them.
-pub(crate) struct QueryWord<'a> {
-    /// The word as typed (quoted into the MATCH expression).
-    pub text: &'a str,
-    /// Lowercased, the key of the document-frequency cache.
-    pub folded: String,
-}
-
-/// What [`rank`] needs from the shard's state.
-pub(crate) struct RankInput<'a> {
-    /// The shard version the connection's snapshot shows (`State::last_seq`).
-    pub version: i64,
-    /// Live items (for the "word in half of the documents" rule).
-    pub n_live: i64,
-    /// Hits wanted.
-    pub k: usize,
-    /// Filter as an SQL expression over `metadata` and its bound values.
-    pub filter: Option<(String, Vec<SqlValue>)>,
-    /// Query words in order.
-    pub words: &'a [QueryWord<'a>],
-}
-
 /// The BM25 top `k` as `(rowid, score)`, best first, equal scores by rowid: exactly the ranking
 /// of `SELECT rowid, -bm25(items_fts) … ORDER BY bm25(items_fts), rowid LIMIT k` over the kept
 /// words (words in at least half of the live items are dropped first: their IDF is floored to
 /// 1e-6 and they only make FTS5 visit nearly every row; all but the first if every word is).
 /// The caller holds one read transaction and the shard's state lock, at version
 /// `input.version`.
-pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f64)>> {
+pub(super) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f64)>> {
     let state = TextState::of(db)?;
     let mut inner = state.lock();
     inner.at_version(db, input.version)?;
@@ -253,17 +222,11 @@ fn run(
     kept: &[(&QueryWord<'_>, Option<i64>)],
     rare: &[&str],
 ) -> Result<Vec<(i64, f64)>> {
-    let or = |words: &mut dyn Iterator<Item = &str>| {
-        words
-            .map(|w| format!("\"{w}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ")
-    };
-    let all = or(&mut kept.iter().map(|(w, _)| w.text));
+    let all = or_query(kept.iter().map(|(w, _)| w.text));
     let expr = if rare.is_empty() {
         all
     } else {
-        format!("({}) AND ({all})", or(&mut rare.iter().copied()))
+        format!("({}) AND ({all})", or_query(rare.iter().copied()))
     };
     let mut dfs: Vec<u8> = Vec::with_capacity(8 * (rare.len() + kept.len()));
     for _ in rare {
@@ -273,22 +236,15 @@ fn run(
         let v = df.map_or(COUNT, |n| n as f64);
         dfs.extend_from_slice(&v.to_le_bytes());
     }
-    let mut sql = String::from(
-        "SELECT rowid, sqlite_vector_bm25(items_fts, ?) AS s FROM items_fts \
-         WHERE items_fts MATCH ?",
+    let sql = schema::fts_rank(
+        "sqlite_vector_bm25(items_fts, ?)",
+        input.filter.as_ref().map(|(e, _)| e.as_str()),
+        input.k,
     );
     let mut values = vec![SqlValue::Blob(dfs), SqlValue::Text(expr)];
-    if let Some((expr, v)) = &input.filter {
-        // The FTS index holds live rows only; the filter restricts the rowids through one
-        // subquery, evaluated once.
-        sql.push_str(" AND rowid IN (SELECT rowid FROM items WHERE cl % 2 = 1 AND (");
-        sql.push_str(expr);
-        sql.push_str("))");
+    if let Some((_, v)) = &input.filter {
         values.extend(v.iter().cloned());
     }
-    // `LIMIT ?` would make SQLite re-prepare the statement on every run (a bound LIMIT is
-    // pushed into the virtual table's plan); a literal keeps one cached statement per k.
-    sql.push_str(&format!(" ORDER BY s DESC, rowid LIMIT {}", input.k));
     let mut stmt = db.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
@@ -353,7 +309,7 @@ impl Inner {
         }
         self.df.clear();
         let block: Option<Vec<u8>> = db
-            .prepare_cached(SQL_TOTALS)?
+            .prepare_cached(schema::FTS_TOTALS)?
             .query_row([], |r| r.get(0))
             .optional()?;
         self.n_row = block
@@ -369,7 +325,7 @@ impl Inner {
             return Ok(n);
         }
         let n: i64 = db
-            .prepare_cached(SQL_TERM_DF)?
+            .prepare_cached(schema::FTS_TERM_DF)?
             .query_row([folded], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
@@ -390,14 +346,14 @@ impl Inner {
         let updated = match self.lengths.take() {
             Some((v, mut l)) if v < version => {
                 let changed: Vec<i64> = db
-                    .prepare_cached(SQL_CHANGED)?
+                    .prepare_cached(schema::ROWIDS_CHANGED_SINCE)?
                     .query_map([v], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if changed.len() > 1024 && changed.len() > l.0.len() / 8 {
                     None
                 } else {
                     let lens = Arc::make_mut(&mut l);
-                    let mut one = db.prepare_cached(SQL_ONE_LENGTH)?;
+                    let mut one = db.prepare_cached(schema::FTS_ONE_LENGTH)?;
                     for rowid in changed {
                         let sz: Option<Vec<u8>> =
                             one.query_row([rowid], |r| r.get(0)).optional()?;
@@ -412,7 +368,7 @@ impl Inner {
             Some(l) => l,
             None => {
                 let mut lens = Lengths::default();
-                let mut stmt = db.prepare_cached(SQL_ALL_LENGTHS)?;
+                let mut stmt = db.prepare_cached(schema::FTS_ALL_LENGTHS)?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
                     let sz = r.get_ref(1)?.as_blob_or_null()?;
@@ -518,7 +474,7 @@ unsafe fn register(db: &Connection) -> rusqlite::Result<()> {
         let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
         let rc = ffi::sqlite3_prepare_v2(
             h,
-            c"SELECT fts5(?1)".as_ptr(),
+            schema::FTS5_API.as_ptr(),
             -1,
             &mut stmt,
             std::ptr::null_mut(),
@@ -559,14 +515,6 @@ unsafe fn register(db: &Connection) -> rusqlite::Result<()> {
             drop_state(for_fn);
             return Err(sqlite_error(rc, "registering sqlite_vector_bm25"));
         }
-        // FTS5 looks up each word's segments with `… WHERE segid = ? AND term <= ?`; SQLite
-        // re-prepares a statement whose `= ?` flips between 0/1 and other values (its planner
-        // guesses selectivity from them), i.e. twice per word and query (6 % of a hybrid
-        // search). The query planner stability guarantee turns that off for the connection.
-        db.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
         let for_db = Arc::into_raw(state) as *mut c_void;
         let rc = ffi::sqlite3_set_clientdata(h, CLIENT_DATA.as_ptr(), for_db, Some(drop_state));
         if rc != ffi::SQLITE_OK {

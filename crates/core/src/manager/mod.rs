@@ -45,44 +45,46 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::profile::{Durability, Profile};
-use crate::shard::{Hit, HybridParams, SearchParams, Shard, Stats};
+use crate::schema;
+use crate::shard::{Hit, OpenOptions, Shard, Stats};
+
+mod search;
 
 /// Longest shard name, in characters (all ASCII).
 pub const MAX_NAME_LEN: usize = 128;
 
-/// `application_id` of a catalog database ("SQVC").
-const CATALOG_APPLICATION_ID: i64 = 0x5351_5643;
-/// Catalog schema version (`PRAGMA user_version`).
-const CATALOG_VERSION: i64 = 1;
-/// `AUTOINCREMENT`: an id is never handed out twice, so a handle opened while its shard was
-/// dropped and re-created under the same name is recognised as stale.
-const CATALOG_DDL: &str = "CREATE TABLE IF NOT EXISTS shards (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    state TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'dropping')),
-    profile TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-)";
 /// Suffixes of the files SQLite may keep for one database.
 const FILE_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 
 /// Options of [`ShardManager::open`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ManagerOptions {
     /// How many shards the manager keeps open (least recently used are closed first); default
     /// 256. 0 keeps none open beyond the handles callers hold.
     pub capacity: usize,
     /// Durability of the catalog's commits: `normal` (default) or `full`.
     pub durability: Durability,
+    /// The clock of the catalog's creation times and of every shard the manager opens
+    /// (`None`: the system clock).
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for ManagerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerOptions")
+            .field("capacity", &self.capacity)
+            .field("durability", &self.durability)
+            .field("clock", &self.clock)
+            .finish()
+    }
 }
 
 impl Default for ManagerOptions {
@@ -90,6 +92,7 @@ impl Default for ManagerOptions {
         ManagerOptions {
             capacity: 256,
             durability: Durability::Normal,
+            clock: None,
         }
     }
 }
@@ -103,6 +106,11 @@ impl ManagerOptions {
     /// Sets the catalog's durability.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+    /// Sets the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 }
@@ -204,12 +212,6 @@ fn validate_prefix(prefix: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -357,7 +359,11 @@ pub struct ShardManager {
     /// Lock order: registry, then catalog.
     registry: Mutex<Registry>,
     /// Held (shared) for the manager's lifetime; see the module docs.
+    #[cfg_attr(not(feature = "file-locks"), allow(dead_code))]
     lock_file: File,
+    clock: Arc<dyn Clock>,
+    /// How shards are opened (the clock).
+    open_options: OpenOptions,
 }
 
 impl ShardManager {
@@ -379,6 +385,10 @@ impl ShardManager {
                 return Err(Error::InvalidArgument(msg.into()));
             }
         };
+        let clock = match &options.clock {
+            Some(c) => Arc::clone(c),
+            None => crate::clock::default_clock()?,
+        };
         std::fs::create_dir_all(root.join("shards"))?;
         let lock = File::options()
             .create(true)
@@ -386,7 +396,9 @@ impl ShardManager {
             .write(true)
             .open(root.join("lock"))?;
         // Recovery only when nobody else has the root open: their creates and drops in
-        // progress look exactly like interrupted ones.
+        // progress look exactly like interrupted ones. Without file locks (the feature
+        // `file-locks`), one process is assumed to own the root.
+        #[cfg(feature = "file-locks")]
         let alone = match lock.try_lock() {
             Ok(()) => true,
             Err(std::fs::TryLockError::WouldBlock) => false,
@@ -395,6 +407,8 @@ impl ShardManager {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         };
+        #[cfg(not(feature = "file-locks"))]
+        let alone = true;
         let db = Self::open_catalog(&root.join("catalog.db"), sync)?;
         let manager = ShardManager {
             root,
@@ -402,10 +416,13 @@ impl ShardManager {
             catalog: Mutex::new(db),
             registry: Mutex::new(Registry::default()),
             lock_file: lock,
+            open_options: OpenOptions::default().with_clock(Arc::clone(&clock)),
+            clock,
         };
         if alone {
             manager.recover()?;
         }
+        #[cfg(feature = "file-locks")]
         match manager.lock_file.lock_shared() {
             Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(e.into()),
             _ => {}
@@ -418,27 +435,26 @@ impl ShardManager {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         let not_catalog = || Error::NotAShard(format!("{} is not a shard catalog", path.display()));
         let app: i64 = db
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .query_row(schema::GET_APPLICATION_ID, [], |r| r.get(0))
             .map_err(|_| not_catalog())?;
         db.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
         db.pragma_update(None, "synchronous", sync)?;
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = tx.query_row(schema::GET_USER_VERSION, [], |r| r.get(0))?;
         if app == 0 && version == 0 {
-            let tables: i64 =
-                tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            let tables: i64 = tx.query_row(schema::COUNT_SCHEMA_OBJECTS, [], |r| r.get(0))?;
             if tables > 0 {
                 return Err(not_catalog());
             }
-            tx.execute_batch(CATALOG_DDL)?;
-            tx.pragma_update(None, "application_id", CATALOG_APPLICATION_ID)?;
-            tx.pragma_update(None, "user_version", CATALOG_VERSION)?;
-        } else if app != CATALOG_APPLICATION_ID {
+            tx.execute_batch(schema::CATALOG_DDL)?;
+            tx.pragma_update(None, "application_id", schema::CATALOG_APPLICATION_ID)?;
+            tx.pragma_update(None, "user_version", schema::CATALOG_VERSION)?;
+        } else if app != schema::CATALOG_APPLICATION_ID {
             return Err(not_catalog());
-        } else if version > CATALOG_VERSION {
+        } else if version > schema::CATALOG_VERSION {
             return Err(Error::UnsupportedFormat {
                 found: version as u32,
-                supported: CATALOG_VERSION as u32,
+                supported: schema::CATALOG_VERSION as u32,
             });
         }
         tx.commit()?;
@@ -449,14 +465,13 @@ impl ShardManager {
     fn recover(&self) -> Result<()> {
         let pending: Vec<i64> = {
             let db = self.lock_catalog();
-            let mut stmt = db.prepare("SELECT id FROM shards WHERE state != 'ready'")?;
+            let mut stmt = db.prepare(schema::CATALOG_PENDING)?;
             let ids = stmt.query_map([], |r| r.get(0))?;
             ids.collect::<rusqlite::Result<_>>()?
         };
         for id in pending {
             remove_db_files(&self.shard_path(id))?;
-            self.lock_catalog()
-                .execute("DELETE FROM shards WHERE id = ?1", [id])?;
+            self.lock_catalog().execute(schema::CATALOG_DELETE, [id])?;
         }
         Ok(())
     }
@@ -490,7 +505,7 @@ impl ShardManager {
     fn lookup(&self, name: &str) -> Result<Option<(i64, Profile)>> {
         let db = self.lock_catalog();
         let row: Option<(i64, String)> = db
-            .prepare_cached("SELECT id, profile FROM shards WHERE name = ?1 AND state = 'ready'")?
+            .prepare_cached(schema::CATALOG_LOOKUP)?
             .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         drop(db);
@@ -515,12 +530,11 @@ impl ShardManager {
         }
         let id = {
             let db = self.lock_catalog();
-            let r = db
-                .prepare_cached(
-                    "INSERT INTO shards (name, state, profile, created_at) \
-                     VALUES (?1, 'creating', ?2, ?3)",
-                )?
-                .execute(params![name, serde_json::to_string(profile)?, now_secs()]);
+            let r = db.prepare_cached(schema::CATALOG_INSERT)?.execute(params![
+                name,
+                serde_json::to_string(profile)?,
+                self.clock.now_ms() / 1000
+            ]);
             match r {
                 Ok(_) => db.last_insert_rowid(),
                 Err(rusqlite::Error::SqliteFailure(f, _))
@@ -537,9 +551,9 @@ impl ShardManager {
                 std::fs::create_dir_all(dir)?;
             }
             remove_db_files(&path)?; // a file whose catalog row was lost
-            let shard = Shard::create(&path, profile)?;
+            let shard = Shard::create_with(&path, profile, &self.open_options)?;
             self.lock_catalog()
-                .prepare_cached("UPDATE shards SET state = 'ready' WHERE id = ?1")?
+                .prepare_cached(schema::CATALOG_READY)?
                 .execute([id])?;
             Ok(shard)
         })();
@@ -547,9 +561,7 @@ impl ShardManager {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 let _ = remove_db_files(&path);
-                let _ = self
-                    .lock_catalog()
-                    .execute("DELETE FROM shards WHERE id = ?1", [id]);
+                let _ = self.lock_catalog().execute(schema::CATALOG_DELETE, [id]);
                 return Err(e);
             }
         };
@@ -564,8 +576,8 @@ impl ShardManager {
     /// kept among the most recently used).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an invalid name; [`Error::NotFound`] for an unknown name;
-    /// as [`Shard::open`] when the file cannot be opened ([`Error::Io`], [`Error::NotAShard`],
+    /// [`Error::InvalidArgument`] for an invalid name; [`Error::UnknownShard`] for an unknown
+    /// name; as [`Shard::open`] when the file cannot be opened ([`Error::Io`], [`Error::NotAShard`],
     /// [`Error::Corrupt`], ...).
     pub fn open_shard(&self, name: &str) -> Result<Arc<Shard>> {
         validate_name(name)?;
@@ -576,16 +588,16 @@ impl ShardManager {
             }
             let (id, _) = self
                 .lookup(name)?
-                .ok_or_else(|| Error::NotFound(name.to_string()))?;
+                .ok_or_else(|| Error::UnknownShard(name.to_string()))?;
             // Opened outside the lock, so opens of different shards run in parallel.
-            let opened = Shard::open(self.shard_path(id));
+            let opened = Shard::open_with_options(self.shard_path(id), &self.open_options);
             let mut reg = self.lock_registry();
             if let Some(s) = reg.get(name, self.capacity, &mut evicted) {
                 return Ok(s); // another thread opened it meanwhile; ours is closed
             }
             // A drop (or drop and re-create) may have run while the file was being opened.
             match self.lookup(name)? {
-                None => return Err(Error::NotFound(name.to_string())),
+                None => return Err(Error::UnknownShard(name.to_string())),
                 Some((now, _)) if now != id => continue,
                 Some(_) => {}
             }
@@ -610,13 +622,14 @@ impl ShardManager {
                     s.profile().check_compatible(profile)?;
                     return Ok(s);
                 }
-                Err(Error::NotFound(_)) => {}
+                Err(Error::UnknownShard(_)) => {}
                 Err(e) => return Err(e),
             }
             match self.create(name, profile) {
                 // Another thread is creating (or dropping) it: look again shortly.
                 Err(Error::AlreadyExists(_)) => {
-                    std::thread::sleep(std::time::Duration::from_millis(1))
+                    #[cfg(feature = "threads")]
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 r => return r,
             }
@@ -649,10 +662,7 @@ impl ShardManager {
         let rows: Vec<(i64, String, String, i64)> = {
             let db = self.lock_catalog();
             // Every name character sorts below U+007F, so this range is exactly the prefix.
-            let mut stmt = db.prepare_cached(
-                "SELECT id, name, profile, created_at FROM shards \
-                 WHERE state = 'ready' AND name >= ?1 AND name < ?1 || char(127) ORDER BY name",
-            )?;
+            let mut stmt = db.prepare_cached(schema::CATALOG_LIST)?;
             let rows = stmt.query_map([prefix], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
@@ -676,7 +686,7 @@ impl ShardManager {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an invalid name, or when a caller still holds a handle of
-    /// the shard (drop it first); [`Error::NotFound`] for an unknown name; [`Error::Io`] when a
+    /// the shard (drop it first); [`Error::UnknownShard`] for an unknown name; [`Error::Io`] when a
     /// file cannot be removed (the drop is then finished by the next recovery, and the name
     /// stays taken until then).
     pub fn drop_shard(&self, name: &str) -> Result<()> {
@@ -697,20 +707,16 @@ impl ShardManager {
             let id = {
                 let db = self.lock_catalog();
                 let id: Option<i64> = db
-                    .prepare_cached(
-                        "UPDATE shards SET state = 'dropping' \
-                         WHERE name = ?1 AND state = 'ready' RETURNING id",
-                    )?
+                    .prepare_cached(schema::CATALOG_DROPPING)?
                     .query_row([name], |r| r.get(0))
                     .optional()?;
-                id.ok_or_else(|| Error::NotFound(name.to_string()))?
+                id.ok_or_else(|| Error::UnknownShard(name.to_string()))?
             };
             (id, reg.remove(name))
         };
         drop(held); // closes the file before it is removed
         remove_db_files(&self.shard_path(id))?;
-        self.lock_catalog()
-            .execute("DELETE FROM shards WHERE id = ?1", [id])?;
+        self.lock_catalog().execute(schema::CATALOG_DELETE, [id])?;
         Ok(())
     }
 
@@ -721,394 +727,4 @@ impl ShardManager {
     pub fn stats(&self, name: &str) -> Result<Stats> {
         self.open_shard(name)?.stats()
     }
-
-    // ------------------------------------------------------------------ search across shards
-
-    /// The exact top `params.k` over the named shards, merged; see [`ShardManager::search`].
-    ///
-    /// # Errors
-    /// As [`ShardManager::search`].
-    pub fn search_many(
-        &self,
-        names: &[&str],
-        query: &[f32],
-        params: &SearchParams,
-    ) -> Result<MultiSearch> {
-        self.search(Targets::Names(names), query, params)
-    }
-
-    /// The exact top `params.k` over every shard whose name starts with `prefix` (e.g.
-    /// `team-a/`); see [`ShardManager::search`].
-    ///
-    /// # Errors
-    /// As [`ShardManager::search`].
-    pub fn search_prefix(
-        &self,
-        prefix: &str,
-        query: &[f32],
-        params: &SearchParams,
-    ) -> Result<MultiSearch> {
-        self.search(Targets::Prefix(prefix), query, params)
-    }
-
-    /// Searches the target shards in parallel ([`Shard::search`] on each, with `params`) and
-    /// merges their hits into one top `params.k`: best first (larger score for cosine and dot,
-    /// smaller distance for L2), ties broken by id, then shard name. The result equals one exact
-    /// search over the union of the shards' items.
-    ///
-    /// A shard that cannot be opened or searched, and an unknown name in a list, is reported in
-    /// [`MultiSearch::failures`]; the others' hits still come back. A bad query or bad
-    /// parameters fail the whole call, and so do shards of different profiles: all target
-    /// shards must have the first one's dimension, metric and embedding model.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for an invalid name or prefix; [`Error::ProfileMismatch`] when
-    /// a shard's dimension, metric or embedding model differs from the first shard's (the
-    /// message names both shards and both values); [`Error::DimensionMismatch`],
-    /// [`Error::EmptyVector`], [`Error::NonFinite`], [`Error::ZeroVector`],
-    /// [`Error::InvalidArgument`], [`Error::InvalidFilter`] for a bad query or parameters;
-    /// [`Error::Sqlite`] / [`Error::Corrupt`] reading the catalog.
-    pub fn search(
-        &self,
-        targets: Targets<'_>,
-        query: &[f32],
-        params: &SearchParams,
-    ) -> Result<MultiSearch> {
-        let (names, failures, profile) = self.resolve(targets)?;
-        let Some(profile) = profile else {
-            return Ok(MultiSearch {
-                hits: Vec::new(),
-                failures,
-            });
-        };
-        crate::codec::validate(query, Some(profile.dimension))?;
-        let metric = params.metric.unwrap_or(profile.metric);
-        self.fan_out(names, failures, params.k, metric.higher_is_better(), |s| {
-            s.search(query, params)
-        })
-    }
-
-    /// Full-text search across shards: [`Shard::search_text`] on each target, merged into one
-    /// top `params.k` by BM25 score. BM25 statistics (document frequencies) are each shard's
-    /// own, so scores from shards of very different sizes are comparable only roughly, as in
-    /// any sharded BM25.
-    ///
-    /// # Errors
-    /// As [`ShardManager::search`] and [`Shard::search_text`].
-    pub fn search_text(
-        &self,
-        targets: Targets<'_>,
-        text: &str,
-        params: &SearchParams,
-    ) -> Result<MultiSearch> {
-        self.search_with(targets, params.k, true, |s| s.search_text(text, params))
-    }
-
-    /// Hybrid search across shards: the merged vector ranking and the merged BM25 ranking of
-    /// the targets (top `hybrid.candidates` of each) fused by reciprocal rank fusion, as
-    /// [`Shard::search_hybrid`] does within a shard. Scores are fused RRF scores. The rankings
-    /// carry ids only; metadata and text are read for the returned hits alone (when
-    /// [`SearchParams::payload`] is set).
-    ///
-    /// # Errors
-    /// As [`ShardManager::search`], [`Shard::search_text`] and [`HybridParams::validate`].
-    pub fn search_hybrid(
-        &self,
-        targets: Targets<'_>,
-        query: &[f32],
-        text: &str,
-        params: &SearchParams,
-        hybrid: &HybridParams,
-    ) -> Result<MultiSearch> {
-        hybrid.validate(params.k)?;
-        let sub = SearchParams {
-            k: hybrid.candidates,
-            min_score: None,
-            max_distance: None,
-            payload: false,
-            ..params.clone()
-        };
-        let by_vector = self.search(targets, query, &sub)?;
-        let by_text = self.search_text(
-            targets,
-            text,
-            &SearchParams {
-                metric: None,
-                ..sub
-            },
-        )?;
-        // Fuse on (shard, id): the same id in two shards is two items.
-        let keyed = |m: MultiSearch| -> (Vec<Hit>, Vec<ShardFailure>) {
-            let hits = m
-                .hits
-                .into_iter()
-                .map(|h| Hit {
-                    id: format!("{}\u{0}{}", h.shard, h.hit.id),
-                    ..h.hit
-                })
-                .collect();
-            (hits, m.failures)
-        };
-        let (v, mut failures) = keyed(by_vector);
-        let (t, more) = keyed(by_text);
-        for f in more {
-            if !failures.iter().any(|g| g.shard == f.shard) {
-                failures.push(f);
-            }
-        }
-        let fused = crate::shard::rrf_fuse(
-            [(v, hybrid.vector_weight), (t, hybrid.text_weight)],
-            hybrid.rrf_k,
-            params.k,
-            params.min_score,
-        );
-        let mut hits: Vec<ShardHit> = fused
-            .into_iter()
-            .map(|h| {
-                let (shard, id) = h.id.split_once('\u{0}').expect("keyed above");
-                ShardHit {
-                    shard: shard.to_string(),
-                    hit: Hit {
-                        id: id.to_string(),
-                        ..h.clone()
-                    },
-                }
-            })
-            .collect();
-        if params.payload {
-            // One payload read per shard for its final hits; a hit deleted since its search is
-            // dropped (the rankings are not re-run).
-            let mut shards: Vec<&str> = hits.iter().map(|h| h.shard.as_str()).collect();
-            shards.sort_unstable();
-            shards.dedup();
-            let mut filled: HashMap<(String, String), Hit> = HashMap::new();
-            for name in shards {
-                let mine: Vec<Hit> = hits
-                    .iter()
-                    .filter(|h| h.shard == name)
-                    .map(|h| h.hit.clone())
-                    .collect();
-                let n = mine.len();
-                match self.open_shard(name).and_then(|s| s.with_payloads(mine, n)) {
-                    Ok(with) => filled.extend(
-                        with.into_iter()
-                            .map(|h| ((name.to_string(), h.id.clone()), h)),
-                    ),
-                    Err(e) => failures.push(ShardFailure {
-                        shard: name.to_string(),
-                        error: e.to_string(),
-                    }),
-                }
-            }
-            hits = hits
-                .into_iter()
-                .filter_map(|h| {
-                    let hit = filled.remove(&(h.shard.clone(), h.hit.id.clone()))?;
-                    Some(ShardHit {
-                        shard: h.shard,
-                        hit,
-                    })
-                })
-                .collect();
-        }
-        Ok(MultiSearch { hits, failures })
-    }
-
-    /// Runs `search` on every target shard in parallel and merges the hits into one top `k`
-    /// (by score, larger first when `higher_is_better`, then id, then shard name): the same
-    /// machinery as [`ShardManager::search`] for other per-shard rankings (text, hybrid).
-    /// Targets, profile checks and failures are as for [`ShardManager::search`]; an error of
-    /// `search` caused by the caller's input (see [`ShardManager::search`]) fails the call.
-    ///
-    /// # Errors
-    /// As [`ShardManager::search`].
-    pub fn search_with<F>(
-        &self,
-        targets: Targets<'_>,
-        k: usize,
-        higher_is_better: bool,
-        search: F,
-    ) -> Result<MultiSearch>
-    where
-        F: Fn(&Shard) -> Result<Vec<Hit>> + Sync,
-    {
-        let (names, failures, _) = self.resolve(targets)?;
-        self.fan_out(names, failures, k, higher_is_better, search)
-    }
-
-    /// Validates and looks up the targets: the known names (deduplicated, in order), failures
-    /// for unknown names, and the common profile (`None` when no target exists).
-    fn resolve(
-        &self,
-        targets: Targets<'_>,
-    ) -> Result<(Vec<String>, Vec<ShardFailure>, Option<Profile>)> {
-        let found: Vec<(String, Option<Profile>)> = match targets {
-            Targets::Names(names) => {
-                for n in names {
-                    validate_name(n)?;
-                }
-                let mut seen = std::collections::HashSet::new();
-                let mut out = Vec::new();
-                for &n in names {
-                    if seen.insert(n) {
-                        out.push((n.to_string(), self.lookup(n)?.map(|(_, p)| p)));
-                    }
-                }
-                out
-            }
-            Targets::Prefix(p) => self
-                .list(Some(p))?
-                .into_iter()
-                .map(|i| (i.name, Some(i.profile)))
-                .collect(),
-        };
-        let mut first: Option<(String, Profile)> = None;
-        let mut names = Vec::new();
-        let mut failures = Vec::new();
-        for (name, profile) in found {
-            let Some(profile) = profile else {
-                failures.push(ShardFailure {
-                    error: format!("no shard named {name:?}"),
-                    shard: name,
-                });
-                continue;
-            };
-            match &first {
-                None => first = Some((name.clone(), profile)),
-                Some((first_name, p)) => {
-                    let differs = [
-                        (
-                            "dimension",
-                            p.dimension.to_string(),
-                            profile.dimension.to_string(),
-                        ),
-                        ("metric", p.metric.to_string(), profile.metric.to_string()),
-                        (
-                            "embedding model",
-                            p.embedding_model.clone().unwrap_or_else(|| "(none)".into()),
-                            profile
-                                .embedding_model
-                                .clone()
-                                .unwrap_or_else(|| "(none)".into()),
-                        ),
-                    ]
-                    .into_iter()
-                    .find(|(_, a, b)| a != b);
-                    if let Some((field, want, got)) = differs {
-                        return Err(Error::ProfileMismatch {
-                            field,
-                            shard: format!("{got} (shard {name:?})"),
-                            requested: format!("{want} (the first shard, {first_name:?})"),
-                        });
-                    }
-                }
-            }
-            names.push(name);
-        }
-        Ok((names, failures, first.map(|(_, p)| p)))
-    }
-
-    /// Searches `names` with up to `available_parallelism` scoped threads and merges the hits.
-    fn fan_out<F>(
-        &self,
-        names: Vec<String>,
-        mut failures: Vec<ShardFailure>,
-        k: usize,
-        higher_is_better: bool,
-        search: F,
-    ) -> Result<MultiSearch>
-    where
-        F: Fn(&Shard) -> Result<Vec<Hit>> + Sync,
-    {
-        let order = |a: &ShardHit, b: &ShardHit| {
-            let by_score = if higher_is_better {
-                b.hit.score.total_cmp(&a.hit.score)
-            } else {
-                a.hit.score.total_cmp(&b.hit.score)
-            };
-            by_score
-                .then_with(|| a.hit.id.cmp(&b.hit.id))
-                .then_with(|| a.shard.cmp(&b.shard))
-        };
-        let trim = |hits: &mut Vec<ShardHit>| {
-            hits.sort_by(order);
-            hits.truncate(k);
-        };
-        let next = AtomicUsize::new(0);
-        let worker = || {
-            let mut hits = Vec::new();
-            // (index, error, whether the search itself refused the caller's input)
-            let mut failed: Vec<(usize, Error, bool)> = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(name) = names.get(i) else { break };
-                let shard = match self.open_shard(name) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        failed.push((i, e, false));
-                        continue;
-                    }
-                };
-                match search(&shard) {
-                    Ok(found) => {
-                        hits.extend(found.into_iter().map(|hit| ShardHit {
-                            shard: name.clone(),
-                            hit,
-                        }));
-                        if hits.len() >= 2 * k.max(64) {
-                            trim(&mut hits);
-                        }
-                    }
-                    Err(e) => {
-                        let input = is_input_error(&e);
-                        failed.push((i, e, input));
-                    }
-                }
-            }
-            (hits, failed)
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(names.len());
-        let results: Vec<_> = if threads <= 1 {
-            vec![worker()]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
-        let mut hits = Vec::new();
-        let mut failed = Vec::new();
-        for (h, f) in results {
-            hits.extend(h);
-            failed.extend(f);
-        }
-        failed.sort_by_key(|f| f.0);
-        if let Some(pos) = failed.iter().position(|f| f.2) {
-            return Err(failed.swap_remove(pos).1);
-        }
-        failures.extend(failed.into_iter().map(|(i, e, _)| ShardFailure {
-            shard: names[i].clone(),
-            error: e.to_string(),
-        }));
-        trim(&mut hits);
-        Ok(MultiSearch { hits, failures })
-    }
-}
-
-/// Errors of a search caused by its query or parameters: every shard would refuse them alike.
-fn is_input_error(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::DimensionMismatch { .. }
-            | Error::EmptyVector
-            | Error::NonFinite { .. }
-            | Error::ZeroVector
-            | Error::InvalidArgument(_)
-            | Error::InvalidFilter(_)
-    )
 }

@@ -1,0 +1,73 @@
+//! BM25 ranking of a shard's FTS5 index for [`crate::Shard::search_text`].
+//!
+//! With the feature `fts5-api` (default), [`api`] ranks through an FTS5 auxiliary function
+//! registered with SQLite's C API: the exact top k of `bm25()` with MaxScore pruning and
+//! per-connection caches (see its docs). Without it (builds whose SQLite exposes no FTS5 C API
+//! to Rust), the ranking is FTS5's own `ORDER BY bm25(items_fts)`: the same scores, more work
+//! per query.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use crate::error::Result;
+
+#[cfg(feature = "fts5-api")]
+mod api;
+
+/// A text query's words as FTS5 will see them.
+pub(crate) struct QueryWord<'a> {
+    /// The word as typed (quoted into the MATCH expression).
+    pub text: &'a str,
+    /// Lowercased, the key of the document-frequency cache.
+    pub folded: String,
+}
+
+/// What [`rank`] needs from the shard's state.
+pub(crate) struct RankInput<'a> {
+    /// The shard version the connection's snapshot shows (`State::last_seq`).
+    pub version: i64,
+    /// Live items (for the "word in half of the documents" rule).
+    pub n_live: i64,
+    /// Hits wanted.
+    pub k: usize,
+    /// Filter as an SQL expression over `metadata` and its bound values.
+    pub filter: Option<(String, Vec<SqlValue>)>,
+    /// Query words in order.
+    pub words: &'a [QueryWord<'a>],
+}
+
+/// The FTS5 expression matching any of `words`, each quoted (FTS5 syntax in user text is never
+/// interpreted; the words contain no quotes, see `query_words`).
+fn or_query<'w>(words: impl Iterator<Item = &'w str>) -> String {
+    words
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The BM25 top `k` as `(rowid, score)`, best first (score larger is better), equal scores by
+/// rowid. The caller holds one read transaction and the shard's state lock, at version
+/// `input.version`.
+pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f64)>> {
+    #[cfg(feature = "fts5-api")]
+    {
+        api::rank(db, input)
+    }
+    #[cfg(not(feature = "fts5-api"))]
+    {
+        let sql = crate::schema::fts_rank(
+            "-bm25(items_fts)",
+            input.filter.as_ref().map(|(e, _)| e.as_str()),
+            input.k,
+        );
+        let mut values = vec![SqlValue::Text(or_query(input.words.iter().map(|w| w.text)))];
+        if let Some((_, v)) = &input.filter {
+            values.extend(v.iter().cloned());
+        }
+        let mut stmt = db.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

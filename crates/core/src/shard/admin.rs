@@ -1,0 +1,363 @@
+//! Administration of a shard: its HNSW index, its quantization, stats, the change feed with
+//! payloads, integrity checks and read-only SQL.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::catchup::max_seq;
+use super::{open, Shard, State, Stats};
+use crate::arena::Arena;
+use crate::change::{Change, SiteHead, SiteId};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::hnsw::HnswParams;
+use crate::index::{PlannerParams, Quantization, SearchPath, ShardIndex};
+use crate::profile::Durability;
+use crate::quant::Quantizer;
+use crate::schema;
+
+/// The [`Quantization`] of an arena.
+fn quantization_of(arena: &Arena) -> Quantization {
+    match arena.quantizer() {
+        Some(_) => Quantization::Int8,
+        None => Quantization::None,
+    }
+}
+
+impl Shard {
+    /// Runs `f` on the writer connection inside `BEGIN IMMEDIATE`, after catching up, with the
+    /// state locked for writing; commits when `f` succeeds.
+    fn admin<R>(&self, f: impl FnOnce(&Connection, &mut State) -> Result<R>) -> Result<R> {
+        let writer = self.lock_writer()?;
+        let db = &writer.db;
+        let mut st = self.write_state();
+        db.execute_batch(schema::BEGIN_IMMEDIATE)?;
+        let r = (|| {
+            if max_seq(db)? > st.last_seq {
+                self.catch_up(db, &mut st)?;
+            }
+            let r = f(db, &mut st)?;
+            db.execute_batch(schema::COMMIT)?;
+            Ok(r)
+        })();
+        if r.is_err() && !db.is_autocommit() {
+            let _ = db.execute_batch(schema::ROLLBACK);
+        }
+        st.version += 1;
+        r
+    }
+
+    /// Builds an HNSW index over the shard's live items (Malkov & Yashunin, arXiv:1603.09320;
+    /// see [`crate::hnsw`]) and stores it in the shard (see [`crate::index`]); from then on
+    /// every write maintains it in its own transaction and searches use it when the planner
+    /// says so. Holds the write lock while building (about 0.3 ms per 384-d item with the
+    /// default parameters on one core); searches wait.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for invalid `params`; [`Error::IndexExists`] when the shard
+    /// already has an index (drop it first to change parameters); [`Error::Sqlite`] writing it.
+    pub fn create_index(&self, params: HnswParams) -> Result<()> {
+        params.validate()?;
+        {
+            let writer = self.lock_writer()?;
+            let mut st = self.write_state();
+            if st.index.is_none() && !st.arena.has_f32() {
+                // An int8-only arena: the graph reads f32 rows, so load them (they stay while
+                // the index exists).
+                open::load(&writer.db, &mut st, &self.profile, true, &self.readers)?;
+            }
+        }
+        self.admin(|db, st| {
+            if st.index.is_some() {
+                return Err(Error::IndexExists);
+            }
+            if !st.arena.has_f32() {
+                return Err(Error::Busy(
+                    "the shard was quantized by another connection while the index was being \
+                     prepared; try again"
+                        .into(),
+                ));
+            }
+            let mut ix = ShardIndex::build(params, self.profile.metric, &st.arena, true)?;
+            if self.profile.durability == Durability::Memory {
+                ix.persist = false;
+            } else {
+                ix.create_in(db, st.last_seq)?;
+            }
+            st.index = Some(ix);
+            Ok(())
+        })
+    }
+
+    /// Removes the shard's index (its tables too); searches scan exactly again. `false` when
+    /// there was none.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] dropping the tables.
+    pub fn drop_index(&self) -> Result<bool> {
+        let had = self.admin(|db, st| {
+            db.execute_batch(schema::DROP_HNSW_TABLES)?;
+            Ok(st.index.take().is_some())
+        })?;
+        let writer = self.lock_writer()?;
+        let mut st = self.write_state();
+        if st.arena.quantizer().is_some() && st.arena.has_f32() {
+            // Quantized and no graph left to feed: drop the f32 rows.
+            open::load(&writer.db, &mut st, &self.profile, false, &self.readers)?;
+        }
+        Ok(had)
+    }
+
+    /// Sets how the exact path stores and scans vectors (see [`Quantization`]). `Int8` trains
+    /// a per-dimension quantizer ([`crate::quant::Quantizer`]) on the shard's live vectors (all
+    /// of them, up to 100,000 evenly spaced) and stores it in `meta`; later writes encode with
+    /// it (values outside its trained range are clamped; call again after the data has changed
+    /// a lot to retrain). `None` removes it. The arena is rebuilt from the file either way.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `Int8` on a shard without items (nothing to train on);
+    /// [`Error::Sqlite`] writing `meta`.
+    pub fn set_quantization(&self, quantization: Quantization) -> Result<()> {
+        self.admin(|db, st| {
+            db.execute(schema::META_DELETE, [schema::META_QUANTIZER])?;
+            if quantization == Quantization::Int8 {
+                let dim = self.profile.dimension;
+                let n = st.arena.len();
+                if n == 0 {
+                    return Err(Error::InvalidArgument(
+                        "int8 quantization trains on the shard's vectors: insert items first"
+                            .into(),
+                    ));
+                }
+                let step = n.div_ceil(100_000);
+                let mut sample = Vec::with_capacity(n.div_ceil(step) * dim);
+                if st.arena.has_f32() {
+                    for slot in (0..n as u32).step_by(step) {
+                        sample.extend_from_slice(st.arena.row(slot));
+                    }
+                } else {
+                    let mut stmt = db.prepare_cached(schema::GET_VECTOR)?;
+                    let mut v = Vec::with_capacity(dim);
+                    for slot in (0..n as u32).step_by(step) {
+                        let blob: Vec<u8> = stmt.query_row([st.arena.rowid(slot)], |r| r.get(0))?;
+                        codec::decode_into(&blob, dim, &mut v)?;
+                        sample.extend_from_slice(&v);
+                    }
+                }
+                let qz = Quantizer::train(&sample, dim)?;
+                db.execute(
+                    schema::META_INSERT,
+                    params![schema::META_QUANTIZER, schema::hex(&qz.to_bytes())],
+                )?;
+            }
+            Ok(())
+        })?;
+        let writer = self.lock_writer()?;
+        let mut st = self.write_state();
+        open::load(&writer.db, &mut st, &self.profile, false, &self.readers)
+    }
+
+    /// The shard's [`Quantization`].
+    pub fn quantization(&self) -> Quantization {
+        quantization_of(&self.read_state().arena)
+    }
+
+    /// The parameters of the shard's HNSW index, if it has one.
+    pub fn index_params(&self) -> Option<HnswParams> {
+        self.read_state()
+            .index
+            .as_ref()
+            .map(|ix| *ix.graph.params())
+    }
+
+    /// Sets this handle's planner thresholds (see [`crate::index::plan`]).
+    pub fn set_planner(&self, planner: PlannerParams) {
+        self.write_state().planner = planner;
+    }
+
+    /// This handle's planner thresholds.
+    pub fn planner(&self) -> PlannerParams {
+        self.read_state().planner
+    }
+
+    /// Counts and sizes of the shard.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] / [`Error::Io`] reading sizes.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut reader = self.reader()?;
+        self.sync_reader(&mut reader)?;
+        let db = reader.db();
+        let tombstones: i64 = db.query_row(schema::COUNT_TOMBSTONES, [], |r| r.get(0))?;
+        let bytes_on_disk = self.bytes_on_disk(db)?;
+        let st = self.read_state();
+        let index_stats = st.index.as_ref().map(|ix| ix.stats(&st.planner));
+        Ok(Stats {
+            count: st.arena.len(),
+            tombstones: tombstones as usize,
+            dimension: self.profile.dimension,
+            metric: self.profile.metric,
+            durability: self.profile.durability,
+            embedding_model: self.profile.embedding_model.clone(),
+            bytes_on_disk,
+            bytes_in_memory: st.arena.bytes_in_memory(),
+            raw_vector_bytes: st.arena.raw_vector_bytes(),
+            format_version: self.format_version,
+            search_method: {
+                let path = index_stats
+                    .as_ref()
+                    .map_or(SearchPath::Exact, |i| i.unfiltered_path);
+                match (path, st.arena.quantizer()) {
+                    (SearchPath::Exact, Some(_)) => format!(
+                        "exact int8 ({}) + f32 rescoring",
+                        crate::distance::int8::Int8Kernels::best().isa.name()
+                    ),
+                    _ => format!("{path} ({})", self.kernels.isa.name()),
+                }
+            },
+            quantization: quantization_of(&st.arena),
+            index: index_stats,
+            site_id: self.site_id,
+            version: st.last_seq,
+        })
+    }
+
+    /// Bytes of the database file plus its WAL (with the `fs-metadata` feature; otherwise, and
+    /// for in-memory shards, SQLite's pages).
+    fn bytes_on_disk(&self, db: &Connection) -> Result<u64> {
+        #[cfg(feature = "fs-metadata")]
+        if let Some(p) = &self.path {
+            let main = std::fs::metadata(p)?.len();
+            let mut wal = p.as_os_str().to_owned();
+            wal.push("-wal");
+            return Ok(
+                main + std::fs::metadata(std::path::PathBuf::from(wal)).map_or(0, |m| m.len())
+            );
+        }
+        Ok(db.query_row(schema::DATABASE_BYTES, [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Changes with a local version above `since`, oldest first, at most `limit` of them, each
+    /// with the item's whole register (vector, metadata, text; none for a tombstone) and its
+    /// stamp: the sync "changes since version V" feed (served by the `items_seq` index), which
+    /// another shard takes with [`crate::WriteTx::apply_remote`].
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`]; [`Error::Corrupt`] for a stored vector of the wrong length or a bad
+    /// site id.
+    pub fn changes_since(&self, since: i64, limit: usize) -> Result<Vec<Change>> {
+        let reader = self.reader()?;
+        let db = reader.db();
+        let mut stmt = db.prepare_cached(schema::CHANGE_FEED)?;
+        let mut rows = stmt.query(params![since, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let site = r.get_ref(3)?.as_blob()?;
+            let site_id = SiteId::from_slice(site)
+                .map_err(|_| Error::Corrupt(format!("item {id:?} has a bad site id")))?;
+            let cl: i64 = r.get(4)?;
+            let vector = match r.get_ref(5)?.as_blob_or_null()? {
+                Some(b) if cl % 2 == 1 => Some(
+                    codec::decode(b, self.profile.dimension)
+                        .map_err(|e| super::corrupt_item(&id, e))?,
+                ),
+                _ => None,
+            };
+            out.push(Change {
+                seq: r.get(1)?,
+                hlc: r.get(2)?,
+                site_id,
+                causal_length: cl,
+                vector,
+                metadata: r.get(6)?,
+                text: r.get(7)?,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The highest HLC this shard has received from each other site, applied or not (the
+    /// changes [`crate::WriteTx::apply_remote`] took), by site id.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`]; [`Error::Corrupt`] for a bad site id.
+    pub fn seen(&self) -> Result<Vec<SiteHead>> {
+        let reader = self.reader()?;
+        let db = reader.db();
+        let exists: bool = db.query_row(schema::SYNC_SEEN_EXISTS, [], |r| r.get(0))?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut stmt = db.prepare_cached(schema::SYNC_SEEN_ALL)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))?;
+        rows.map(|r| {
+            let (site, hlc) = r?;
+            let site_id = SiteId::from_slice(&site)
+                .map_err(|_| Error::Corrupt("sync_seen holds a bad site id".into()))?;
+            Ok(SiteHead { site_id, hlc })
+        })
+        .collect()
+    }
+
+    /// Runs a read-only SQL statement on a reader connection, where the functions of
+    /// [`crate::sqlfn`] (`vec_distance_cosine`, `vec_distance_l2`, `vec_dot`, `vec_norm`) are
+    /// registered, and returns all rows. Writes are refused: they would bypass the arena.
+    ///
+    /// ```
+    /// use sqlite_vector::{Metric, NewItem, Profile, Shard};
+    /// use rusqlite::types::Value;
+    /// let shard = Shard::in_memory(&Profile::new(2, Metric::L2))?;
+    /// shard.insert(NewItem::new(vec![3.0, 4.0]).with_id("p"))?;
+    /// let rows = shard.query_sql("SELECT id, vec_norm(vector) FROM items", &[])?;
+    /// assert_eq!(rows[0][1], Value::Real(5.0));
+    /// # Ok::<(), sqlite_vector::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a statement that writes; [`Error::Sqlite`] for SQL errors
+    /// (including the functions' errors, e.g. vectors of different lengths).
+    pub fn query_sql(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        let reader = self.reader()?;
+        let mut stmt = reader.db().prepare(sql)?;
+        if !stmt.readonly() {
+            return Err(Error::InvalidArgument(
+                "query_sql runs read-only statements; write through the Shard API".into(),
+            ));
+        }
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((0..n).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?);
+        }
+        Ok(out)
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector's length.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] describing the first problem found.
+    pub fn check_integrity(&self) -> Result<()> {
+        let reader = self.reader()?;
+        let db = reader.db();
+        let res: String = db.query_row(schema::INTEGRITY_CHECK, [], |r| r.get(0))?;
+        if res != "ok" {
+            return Err(Error::Corrupt(res));
+        }
+        let bad: Option<String> = db
+            .query_row(
+                schema::FIND_BAD_VECTOR,
+                [self.profile.dimension as i64 * 4],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = bad {
+            return Err(Error::Corrupt(format!(
+                "item {id:?} has a vector blob of the wrong length"
+            )));
+        }
+        Ok(())
+    }
+}

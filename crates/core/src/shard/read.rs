@@ -1,0 +1,683 @@
+//! The read side: exact, HNSW, text and hybrid search, and `get`.
+//!
+//! A vector search runs in three phases so that it never holds a connection and the state
+//! lock at once longer than it must (and an in-memory shard's searches, whose reads share the
+//! writer's connection, still scan in parallel):
+//!
+//! 1. with a reader: catch up with other connections' commits, and, for a filter not in the
+//!    cache, evaluate it in SQLite (checked to be at the state's version);
+//! 2. under the state read lock: the planner's path over the arena or the graph, giving
+//!    rowids, ids and scores (or, in an int8-only arena, the approximate candidates);
+//! 3. with a reader: f32 rescoring from the file (int8-only arenas) and the hits' payloads; a
+//!    hit deleted by another process in between sends the search back to phase 1.
+
+use std::sync::{Arc, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::catchup::max_seq;
+use super::conn::Reader;
+use super::types::{parse_metadata, query_words};
+use super::{corrupt_item, Shard, State, FILTER_CACHE};
+use super::{Hit, HybridParams, Item, SearchParams, MAX_EF_SEARCH, MAX_K};
+use crate::codec;
+use crate::distance;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::index::{self, SearchPath};
+use crate::profile::Metric;
+use crate::quant::{rescore_depth, PreparedQuery};
+use crate::schema;
+use crate::topk::{Candidate, TopK};
+
+/// Attempts of a search that races another process's writes before it gives up.
+const ATTEMPTS: usize = 8;
+
+/// A candidate of phase 2: what phase 3 needs without the state lock.
+struct Found {
+    rowid: i64,
+    id: String,
+    /// Larger is better: cosine similarity, dot product, or negated squared L2.
+    score: f32,
+}
+
+/// Phase 2's result.
+enum Candidates {
+    /// The best k, best first.
+    Ranked(Vec<Found>),
+    /// An int8-only arena's approximate best rows, to rescore with f32 from the file: rowid,
+    /// id, inverse norm.
+    Rescore(Vec<(i64, String, f32)>),
+}
+
+/// A read transaction (one snapshot for several statements) on cached `BEGIN` / `COMMIT`
+/// statements: `Connection::transaction` prepares both anew every time, a few µs each.
+struct ReadSnapshot<'a>(&'a Connection);
+
+impl<'a> ReadSnapshot<'a> {
+    fn begin(db: &'a Connection) -> Result<ReadSnapshot<'a>> {
+        db.prepare_cached(schema::BEGIN)?.execute([])?;
+        Ok(ReadSnapshot(db))
+    }
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        // Ending a read transaction does not fail in practice; if it did, roll back so that
+        // the connection is never left inside one.
+        if self
+            .0
+            .prepare_cached(schema::COMMIT)
+            .and_then(|mut s| s.execute([]))
+            .is_err()
+        {
+            let _ = self.0.execute_batch(schema::ROLLBACK);
+        }
+    }
+}
+
+fn racing(what: &str) -> Error {
+    Error::Busy(format!(
+        "{what} kept racing with another process's writes ({ATTEMPTS} attempts)"
+    ))
+}
+
+impl Shard {
+    /// Fetches a live item by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or deleted id; [`Error::Corrupt`] for a stored vector
+    /// of the wrong length.
+    pub fn get(&self, id: &str) -> Result<Item> {
+        let reader = self.reader()?;
+        self.get_on(reader.db(), id)
+    }
+
+    /// The exact top-k items nearest to `query`, best first (ties broken by id, ascending).
+    ///
+    /// Scores are the metric's (see [`Metric`]): cosine similarity, dot product, or L2
+    /// distance. With a filter, the result is the true top k among the items that match it.
+    /// The scan reads the in-memory arena with the SIMD kernels chosen at start-up; only the k
+    /// hits' metadata and text are read from SQLite.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`], [`Error::EmptyVector`], [`Error::NonFinite`],
+    /// [`Error::ZeroVector`] (cosine) for a bad query; [`Error::InvalidArgument`] for `k` outside
+    /// 1 ..= [`MAX_K`], `min_score` with L2, `max_distance` with cosine/dot, or a non-finite
+    /// threshold.
+    pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        Ok(self.search_with_path(query, params)?.0)
+    }
+
+    /// [`Shard::search`], also saying which path the planner chose ([`index::plan`]): exact
+    /// when the shard has no index, is small, the query sets [`SearchParams::exact`] or another
+    /// metric than the shard's, or the filter matches few items; HNSW otherwise (approximate:
+    /// recall@k below 1, tuned by [`SearchParams::ef_search`]).
+    ///
+    /// # Errors
+    /// As [`Shard::search`]; also [`Error::InvalidArgument`] for `ef_search` outside
+    /// 1 ..= [`MAX_EF_SEARCH`]; [`Error::Busy`] when another process's deletes kept removing
+    /// hits between the scan and the payload reads.
+    pub fn search_with_path(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
+        let metric = params.metric.unwrap_or(self.profile.metric);
+        self.check_search(query, params, metric)?;
+        let q_norm = distance::norm(query);
+        let q_inv = if q_norm > 0.0 { 1.0 / q_norm } else { 0.0 };
+        let filter = params.filter.as_ref().filter(|f| !f.is_empty());
+        for _attempt in 0..ATTEMPTS {
+            // Phase 1.
+            let slots = {
+                let mut reader = self.reader()?;
+                self.sync_reader(&mut reader)?;
+                match filter {
+                    Some(f) => match self.filter_slots(&reader, f)? {
+                        Some(s) => Some(s),
+                        None => continue,
+                    },
+                    None => None,
+                }
+            };
+            // Phase 2.
+            let (cands, path) = {
+                let st = self.read_state();
+                if slots.as_ref().is_some_and(|(v, _)| *v != st.version) {
+                    continue;
+                }
+                let only = slots.as_ref().map(|(_, s)| s.as_slice());
+                self.candidates(&st, metric, query, q_inv, params, only)?
+            };
+            // Phase 3.
+            let reader = self.reader()?;
+            let found = match cands {
+                Candidates::Ranked(found) => found,
+                Candidates::Rescore(approx) => {
+                    self.rescore(reader.db(), metric, query, q_inv, params.k, approx)?
+                }
+            };
+            if let Some(hits) = self.finish_hits(reader.db(), metric, params, found)? {
+                return Ok((hits, path));
+            }
+        }
+        Err(racing("search"))
+    }
+
+    /// Turns phase 2's candidates into hits (scores in the metric's units, thresholds applied,
+    /// payloads read). `None` when a hit was deleted by another process meanwhile.
+    fn finish_hits(
+        &self,
+        db: &Connection,
+        metric: Metric,
+        params: &SearchParams,
+        found: Vec<Found>,
+    ) -> Result<Option<Vec<Hit>>> {
+        let snapshot = (params.payload && found.len() > 1)
+            .then(|| ReadSnapshot::begin(db))
+            .transpose()?;
+        let mut get = db.prepare_cached(schema::GET_HIT)?;
+        let mut hits = Vec::with_capacity(found.len());
+        for f in found {
+            let score = match metric {
+                Metric::L2 => (-f.score).max(0.0).sqrt(),
+                _ => f.score,
+            };
+            if params.min_score.is_some_and(|m| score < m)
+                || params.max_distance.is_some_and(|m| score > m)
+            {
+                break;
+            }
+            if !params.payload {
+                hits.push(Hit {
+                    id: f.id,
+                    score,
+                    metadata: Value::Null,
+                    text: None,
+                });
+                continue;
+            }
+            let row = get
+                .query_row([f.rowid], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()?;
+            let Some((meta, text)) = row else {
+                // Deleted by another process between the scan and this read.
+                return Ok(None);
+            };
+            hits.push(Hit {
+                id: f.id,
+                score,
+                metadata: parse_metadata(meta)?,
+                text,
+            });
+        }
+        drop(snapshot);
+        Ok(Some(hits))
+    }
+
+    /// The best `params.k` candidates by the path the planner picks (phase 2).
+    fn candidates(
+        &self,
+        st: &State,
+        metric: Metric,
+        query: &[f32],
+        q_inv: f32,
+        params: &SearchParams,
+        only: Option<&[u32]>,
+    ) -> Result<(Candidates, SearchPath)> {
+        let arena = &st.arena;
+        let found = |cands: Vec<Candidate>| {
+            Candidates::Ranked(
+                cands
+                    .into_iter()
+                    .map(|c| Found {
+                        rowid: arena.rowid(c.slot),
+                        id: arena.id(c.slot).to_string(),
+                        score: c.score,
+                    })
+                    .collect(),
+            )
+        };
+        let ix = st
+            .index
+            .as_ref()
+            .filter(|_| !params.exact && metric == self.profile.metric);
+        let Some(ix) = ix else {
+            let c = self.exact_candidates(st, metric, query, q_inv, params.k, only)?;
+            return Ok((c.map_or_else(|r| r, found), SearchPath::Exact));
+        };
+        let ef = params
+            .ef_search
+            .unwrap_or(ix.graph.params().ef_search)
+            .max(params.k);
+        let path = index::plan(&st.planner, arena.len(), only.map(<[u32]>::len), ef);
+        if path == SearchPath::Exact {
+            let c = self.exact_candidates(st, metric, query, q_inv, params.k, only)?;
+            return Ok((c.map_or_else(|r| r, found), path));
+        }
+        // Filter by rowid (the graph's node ids): a bitset of the matching rows.
+        let bits: Option<Vec<u64>> = only.map(|slots| {
+            let rowids = slots.iter().map(|&s| arena.rowid(s) as usize);
+            let bound = rowids.clone().max().map_or(0, |m| m + 1);
+            let mut bits = vec![0u64; bound.div_ceil(64)];
+            for r in rowids {
+                bits[r / 64] |= 1 << (r % 64);
+            }
+            bits
+        });
+        let pass = |node: u32| {
+            let n = node as usize;
+            bits.as_ref()
+                .is_some_and(|b| b.get(n / 64).is_some_and(|w| (w >> (n % 64)) & 1 == 1))
+        };
+        let filter: Option<&dyn Fn(u32) -> bool> = if bits.is_some() { Some(&pass) } else { None };
+        let src = index::ArenaSource(arena);
+        let graph_hits = ix.graph.search(query, params.k, ef, &src, filter)?;
+        let mut cands: Vec<Candidate> = graph_hits
+            .into_iter()
+            .filter_map(|(d, node)| {
+                let slot = arena.slot(i64::from(node))?;
+                let score = match metric {
+                    Metric::Cosine => 1.0 - d,
+                    Metric::Dot | Metric::L2 => -d,
+                };
+                Some(Candidate { score, slot })
+            })
+            .collect();
+        // Same order as the exact path: score descending, ties by id.
+        cands.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| arena.id(a.slot).cmp(arena.id(b.slot)))
+        });
+        Ok((found(cands), path))
+    }
+
+    /// The exact top k over all rows or the slots in `only`: the f32 scan; in a quantized
+    /// shard, the int8 scan for the best [`rescore_depth`]`(k)` rows followed by f32 rescoring
+    /// of those, here when the arena keeps f32 rows (`Ok(Err(..))` hands the rescoring from
+    /// the file to phase 3 otherwise). Scores and ties as in [`crate::arena::Arena::scan`].
+    fn exact_candidates(
+        &self,
+        st: &State,
+        metric: Metric,
+        query: &[f32],
+        q_inv: f32,
+        k: usize,
+        only: Option<&[u32]>,
+    ) -> Result<std::result::Result<Vec<Candidate>, Candidates>> {
+        let arena = &st.arena;
+        let Some(qz) = arena.quantizer() else {
+            return Ok(Ok(arena.scan(self.kernels, metric, query, q_inv, k, only)));
+        };
+        let prepared = PreparedQuery::new(qz, query, metric)?;
+        let approx = arena.scan_int8(
+            crate::distance::int8::Int8Kernels::best(),
+            &prepared,
+            rescore_depth(k),
+            only,
+        );
+        if !arena.has_f32() {
+            return Ok(Err(Candidates::Rescore(
+                approx
+                    .into_iter()
+                    .map(|h| {
+                        let id = arena.id(h.row).to_string();
+                        (arena.rowid(h.row), id, arena.inv_norm(h.row))
+                    })
+                    .collect(),
+            )));
+        }
+        let key = |slot: u32| arena.id(slot);
+        let mut top = TopK::new(k, approx.len(), &key);
+        for h in approx {
+            let v = arena.row(h.row);
+            let score = match metric {
+                Metric::Cosine => (self.kernels.dot)(query, v) * arena.inv_norm(h.row) * q_inv,
+                Metric::Dot => (self.kernels.dot)(query, v),
+                Metric::L2 => -(self.kernels.l2sq)(query, v),
+            };
+            top.push(Candidate { score, slot: h.row });
+        }
+        Ok(Ok(top.into_sorted()))
+    }
+
+    /// Phase 3 of an int8-only arena: the exact top k of the approximate candidates, their f32
+    /// vectors read from the file.
+    fn rescore(
+        &self,
+        db: &Connection,
+        metric: Metric,
+        query: &[f32],
+        q_inv: f32,
+        k: usize,
+        approx: Vec<(i64, String, f32)>,
+    ) -> Result<Vec<Found>> {
+        let key = |i: u32| approx[i as usize].1.as_str();
+        let mut top = TopK::new(k, approx.len(), &key);
+        let mut stmt = db.prepare_cached(schema::GET_VECTOR)?;
+        let mut v = Vec::with_capacity(self.profile.dimension);
+        for (i, (rowid, id, inv_norm)) in approx.iter().enumerate() {
+            let blob: Option<Vec<u8>> = stmt.query_row([rowid], |r| r.get(0)).optional()?.flatten();
+            // A row deleted by another process since the scan: skipped (the next catch-up
+            // removes it from the arena).
+            let Some(blob) = blob else { continue };
+            codec::decode_into(&blob, self.profile.dimension, &mut v)
+                .map_err(|e| corrupt_item(id, e))?;
+            let score = match metric {
+                Metric::Cosine => (self.kernels.dot)(query, &v) * inv_norm * q_inv,
+                Metric::Dot => (self.kernels.dot)(query, &v),
+                Metric::L2 => -(self.kernels.l2sq)(query, &v),
+            };
+            top.push(Candidate {
+                score,
+                slot: i as u32,
+            });
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|c| {
+                let (rowid, id, _) = &approx[c.slot as usize];
+                Found {
+                    rowid: *rowid,
+                    id: id.clone(),
+                    score: c.score,
+                }
+            })
+            .collect())
+    }
+
+    fn check_search(&self, query: &[f32], params: &SearchParams, metric: Metric) -> Result<()> {
+        if let Some(ef) = params.ef_search {
+            if ef == 0 || ef > MAX_EF_SEARCH {
+                return Err(Error::InvalidArgument(format!(
+                    "ef_search must be 1..={MAX_EF_SEARCH}, got {ef}"
+                )));
+            }
+        }
+        codec::validate(query, Some(self.profile.dimension))?;
+        if metric == Metric::Cosine && distance::norm(query) == 0.0 {
+            return Err(Error::ZeroVector);
+        }
+        if params.k == 0 || params.k > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "k must be 1..={MAX_K}, got {}",
+                params.k
+            )));
+        }
+        if let Some(m) = params.min_score {
+            if !m.is_finite() {
+                return Err(Error::InvalidArgument("min_score must be finite".into()));
+            }
+            if metric == Metric::L2 {
+                return Err(Error::InvalidArgument(
+                    "min_score applies to cosine and dot; use max_distance with l2".into(),
+                ));
+            }
+        }
+        if let Some(m) = params.max_distance {
+            if !m.is_finite() || m < 0.0 {
+                return Err(Error::InvalidArgument(
+                    "max_distance must be finite and ≥ 0".into(),
+                ));
+            }
+            if metric != Metric::L2 {
+                return Err(Error::InvalidArgument(
+                    "max_distance applies to l2; use min_score with cosine or dot".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The slots (ascending) of the live items matching `filter`, and the state version they
+    /// belong to: from the cache of recent filters, or evaluated in SQLite. `None` when the
+    /// reader's snapshot is not the state's version (another process committed since the
+    /// catch-up): the caller catches up and tries again.
+    fn filter_slots(
+        &self,
+        reader: &Reader<'_>,
+        filter: &Filter,
+    ) -> Result<Option<(u64, Arc<Vec<u32>>)>> {
+        let cached = {
+            let version = self.read_state().version;
+            let mut cache = self
+                .filter_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            cache
+                .iter()
+                .position(|(f, v, _)| *v == version && f == filter)
+                .map(|i| {
+                    let entry = cache.remove(i);
+                    let slots = entry.2.clone();
+                    cache.insert(0, entry);
+                    (version, slots)
+                })
+        };
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let db = reader.db();
+        let (expr, values) = filter.to_sql("metadata");
+        let (committed, rowids) = {
+            let _snapshot = ReadSnapshot::begin(db)?;
+            let committed = max_seq(db)?;
+            let mut stmt = db.prepare_cached(&schema::filter_rowids(&expr))?;
+            let rowids = stmt
+                .query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            (committed, rowids)
+        };
+        let st = self.read_state();
+        if committed != st.last_seq {
+            return Ok(None);
+        }
+        let mut slots: Vec<u32> = rowids
+            .into_iter()
+            .filter_map(|r| st.arena.slot(r))
+            .collect();
+        slots.sort_unstable();
+        let slots = Arc::new(slots);
+        let mut cache = self
+            .filter_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|(_, v, _)| *v == st.version);
+        cache.insert(0, (filter.clone(), st.version, slots.clone()));
+        cache.truncate(FILTER_CACHE);
+        Ok(Some((st.version, slots)))
+    }
+
+    /// Full-text search: the top k live items by BM25 over their text and searchable metadata
+    /// fields (SQLite FTS5 `bm25()`), best first. The query's words are OR-ed (any word may
+    /// match; items matching more, and rarer, words rank higher); FTS5 query syntax in `text`
+    /// is not interpreted, so any user text is safe. `score` is the BM25 score (larger is
+    /// better; FTS5's `bm25()` negated); equal scores keep insertion order. `params.filter` and
+    /// `params.min_score` apply; `metric` and `max_distance` do not.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a query without any word, one over 4 MiB, `k` outside
+    /// 1 ..= [`MAX_K`], or a `metric` / `max_distance` in `params`.
+    pub fn search_text(&self, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        if params.k == 0 || params.k > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "k must be 1..={MAX_K}, got {}",
+                params.k
+            )));
+        }
+        if params.metric.is_some() || params.max_distance.is_some() {
+            return Err(Error::InvalidArgument(
+                "text search ranks by BM25: metric and max_distance do not apply".into(),
+            ));
+        }
+        let words: Vec<crate::fts::QueryWord<'_>> = query_words(text)?
+            .into_iter()
+            .map(|w| crate::fts::QueryWord {
+                text: w,
+                folded: w.to_lowercase(),
+            })
+            .collect();
+        let filter = params
+            .filter
+            .as_ref()
+            .filter(|f| !f.is_empty())
+            .map(|f| f.to_sql("metadata"));
+        for _attempt in 0..ATTEMPTS {
+            let mut reader = self.reader()?;
+            self.sync_reader(&mut reader)?;
+            let db = reader.db();
+            // One read snapshot for the ranking and the payloads, at the arena's version
+            // (another process may have committed since the catch-up: then catch up again).
+            let tx = ReadSnapshot::begin(db)?;
+            let committed = max_seq(db)?;
+            let st = self.read_state();
+            if committed != st.last_seq {
+                continue;
+            }
+            let ranked = crate::fts::rank(
+                db,
+                &crate::fts::RankInput {
+                    version: st.last_seq,
+                    n_live: st.arena.len() as i64,
+                    k: params.k,
+                    filter: filter.clone(),
+                    words: &words,
+                },
+            )?;
+            let mut get = db.prepare_cached(schema::GET_HIT)?;
+            let mut hits = Vec::with_capacity(ranked.len());
+            for (rowid, score) in ranked {
+                let score = score as f32;
+                if params.min_score.is_some_and(|m| score < m) {
+                    break;
+                }
+                // The FTS index holds exactly the live items of this snapshot, and so does the
+                // arena: ids come from it; only payloads need SQLite.
+                let Some(slot) = st.arena.slot(rowid) else {
+                    return Err(Error::Corrupt(format!(
+                        "text index row {rowid} has no live item"
+                    )));
+                };
+                let id = st.arena.id(slot).to_string();
+                if !params.payload {
+                    hits.push(Hit {
+                        id,
+                        score,
+                        metadata: Value::Null,
+                        text: None,
+                    });
+                    continue;
+                }
+                let (meta, text) = get.query_row([rowid], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?;
+                hits.push(Hit {
+                    id,
+                    score,
+                    metadata: parse_metadata(meta)?,
+                    text,
+                });
+            }
+            drop(st);
+            drop(tx);
+            return Ok(hits);
+        }
+        Err(racing("text search"))
+    }
+
+    /// Hybrid search: the vector ranking of `query` and the BM25 ranking of `text` (each the top
+    /// `hybrid.candidates` among items matching `params.filter`) fused by reciprocal rank fusion
+    /// (Cormack, Clarke & Büttcher, SIGIR 2009): an item scores
+    /// `Σ weight / (rrf_k + rank)` over the rankings it appears in (rank from 1). Returns the top
+    /// `params.k` by that score, equal scores ordered by the vector rank, then the id; `score` is
+    /// the fused score. The two rankings carry ids only; metadata and text are read for the
+    /// returned hits alone (when [`SearchParams::payload`] is set).
+    ///
+    /// # Errors
+    /// As [`Shard::search`] and [`Shard::search_text`]; [`Error::InvalidArgument`] for
+    /// non-positive `rrf_k`, negative weights, or `candidates` below `k`.
+    pub fn search_hybrid(
+        &self,
+        query: &[f32],
+        text: &str,
+        params: &SearchParams,
+        hybrid: &HybridParams,
+    ) -> Result<Vec<Hit>> {
+        hybrid.validate(params.k)?;
+        let sub = SearchParams {
+            k: hybrid.candidates,
+            min_score: None,
+            max_distance: None,
+            payload: false,
+            ..params.clone()
+        };
+        let by_vector = self.search(query, &sub)?;
+        let by_text = self.search_text(
+            text,
+            &SearchParams {
+                metric: None,
+                ..sub
+            },
+        )?;
+        // All fused hits, so that one deleted by another process since the rankings can be
+        // replaced by the next.
+        let fused = super::rrf_fuse(
+            [
+                (by_vector, hybrid.vector_weight),
+                (by_text, hybrid.text_weight),
+            ],
+            hybrid.rrf_k,
+            usize::MAX,
+            params.min_score,
+        );
+        if !params.payload {
+            return Ok(fused.into_iter().take(params.k).collect());
+        }
+        self.with_payloads(fused, params.k)
+    }
+
+    /// The first `k` of `hits` that are still live, with their metadata and text read from
+    /// SQLite (one snapshot); hits deleted since their search are skipped.
+    pub(crate) fn with_payloads(&self, hits: Vec<Hit>, k: usize) -> Result<Vec<Hit>> {
+        let reader = self.reader()?;
+        let db = reader.db();
+        let _snapshot = ReadSnapshot::begin(db)?;
+        let mut get = db.prepare_cached(schema::GET_PAYLOAD)?;
+        let mut out = Vec::with_capacity(k.min(hits.len()));
+        for hit in hits {
+            if out.len() == k {
+                break;
+            }
+            let row = get
+                .query_row([&hit.id], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((meta, text)) = row {
+                out.push(Hit {
+                    metadata: parse_metadata(meta)?,
+                    text,
+                    ..hit
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,495 @@
+//! Changes from other sites: `WriteTx::apply_remote` against local writes, the change feed with
+//! payloads, what is recorded as seen, and the clock.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sqlite_vector::{
+    Applied, Change, Error, HnswParams, ManualClock, Metric, NewItem, OpenOptions, PlannerParams,
+    Profile, SearchParams, Shard, SiteId, Update,
+};
+
+use crate::random_vectors;
+
+const T0: i64 = 1_800_000_000_000;
+
+fn profile() -> Profile {
+    Profile::new(16, Metric::Cosine).with_searchable_fields(["title"])
+}
+
+/// A file shard with an HNSW index (the planner forced onto the graph) and a manual clock.
+fn shard(dir: &std::path::Path, name: &str, clock: &Arc<ManualClock>) -> Shard {
+    let options = OpenOptions::default().with_clock(clock.clone());
+    let s = Shard::create_with(dir.join(name), &profile(), &options).unwrap();
+    s.create_index(HnswParams::default()).unwrap();
+    s.set_planner(PlannerParams {
+        exact_max_items: 0,
+        ..PlannerParams::default()
+    });
+    s
+}
+
+/// The local history every test replays: inserts, a vector+text update, a metadata-only
+/// update, a delete, a re-insert of the deleted id, an upsert, and deletes that stay deleted.
+fn local_history(s: &Shard, clock: &ManualClock) {
+    let v = random_vectors(240, 16, 7);
+    let items: Vec<NewItem> = (0..200)
+        .map(|i| {
+            NewItem::new(v[i].clone())
+                .with_id(format!("item-{i}"))
+                .with_metadata(json!({"title": format!("title{i}"), "n": i}))
+                .with_text(format!("word{i} common text of item {i}"))
+        })
+        .collect();
+    s.insert_batch(items).unwrap();
+    clock.advance(5);
+    s.update(
+        "item-1",
+        Update {
+            vector: Some(v[200].clone()),
+            text: Some("rewritten alpha".into()),
+            ..Update::default()
+        },
+    )
+    .unwrap();
+    s.update(
+        "item-2",
+        Update {
+            metadata: Some(json!({"title": "renamed", "n": 2})),
+            ..Update::default()
+        },
+    )
+    .unwrap();
+    clock.advance(5);
+    s.transaction(|tx| {
+        tx.delete("item-3")?;
+        for i in 10..20 {
+            tx.delete(&format!("item-{i}"))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    s.insert(
+        NewItem::new(v[201].clone())
+            .with_id("item-3")
+            .with_text("reborn beta"),
+    )
+    .unwrap();
+    s.upsert(NewItem::new(v[202].clone()).with_id("item-4"))
+        .unwrap();
+}
+
+/// Everything observable of a shard's items: every row of the feed without `seq` (the local
+/// version differs between shards), sorted by id.
+fn registers(s: &Shard) -> Vec<Change> {
+    let mut all = s.changes_since(0, usize::MAX).unwrap();
+    for c in &mut all {
+        c.seq = 0;
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all
+}
+
+fn ids(hits: &[sqlite_vector::Hit]) -> Vec<String> {
+    hits.iter().map(|h| h.id.clone()).collect()
+}
+
+/// Same items, same tombstones, same text ranking, same graph answers as the exact scan.
+fn assert_same(a: &Shard, b: &Shard) {
+    assert_eq!(registers(a), registers(b));
+    assert_eq!(a.len(), b.len());
+    for q in [
+        "alpha",
+        "beta",
+        "renamed",
+        "title2",
+        "word7 common",
+        "word3",
+        "word10",
+    ] {
+        let p = SearchParams::k(10);
+        let (ta, tb) = (a.search_text(q, &p), b.search_text(q, &p));
+        assert_eq!(
+            ta.as_ref().map(|h| ids(h)).ok(),
+            tb.as_ref().map(|h| ids(h)).ok(),
+            "{q}"
+        );
+    }
+    let queries = random_vectors(20, 16, 99);
+    for q in &queries {
+        let exact_a = a.search(q, &SearchParams::k(5).with_exact(true)).unwrap();
+        let exact_b = b.search(q, &SearchParams::k(5).with_exact(true)).unwrap();
+        assert_eq!(ids(&exact_a), ids(&exact_b));
+        for s in [a, b] {
+            let (hits, path) = s
+                .search_with_path(q, &SearchParams::k(5).with_ef_search(200))
+                .unwrap();
+            assert_eq!(path, sqlite_vector::SearchPath::Hnsw);
+            assert_eq!(ids(&hits), ids(&exact_a));
+        }
+    }
+    for s in [a, b] {
+        let st = s.stats().unwrap();
+        assert_eq!(st.index.unwrap().nodes, st.count);
+    }
+}
+
+#[test]
+fn remote_changes_reach_the_same_state_as_local_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let local = shard(dir.path(), "local.db", &clock);
+    local_history(&local, &clock);
+
+    // The same history applied as changes from `local`'s site, three ways: in one transaction,
+    // in feed order chunk by chunk, and in reverse order one change per transaction.
+    let feed = local.changes_since(0, usize::MAX).unwrap();
+    assert!(feed.iter().all(|c| c.site_id == local.site_id()));
+    assert!(feed
+        .iter()
+        .all(|c| c.is_alive() == c.vector.is_some() && (c.is_alive() || c.text.is_none())));
+    let one = shard(dir.path(), "one.db", &clock);
+    one.transaction(|tx| {
+        for c in &feed {
+            assert_eq!(tx.apply_remote(c)?, Applied::Applied);
+        }
+        Ok(())
+    })
+    .unwrap();
+    let chunks = shard(dir.path(), "chunks.db", &clock);
+    for part in feed.chunks(37) {
+        chunks
+            .transaction(|tx| part.iter().try_for_each(|c| tx.apply_remote(c).map(drop)))
+            .unwrap();
+    }
+    let reverse = shard(dir.path(), "reverse.db", &clock);
+    for c in feed.iter().rev() {
+        reverse.transaction(|tx| tx.apply_remote(c)).unwrap();
+    }
+    for other in [&one, &chunks, &reverse] {
+        assert_same(&local, other);
+        // What was received from `local` is recorded, at its highest stamp.
+        let seen = other.seen().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].site_id, local.site_id());
+        assert_eq!(seen[0].hlc, feed.iter().map(|c| c.hlc).max().unwrap());
+    }
+
+    // Applying the feed again changes nothing (idempotent).
+    one.transaction(|tx| {
+        for c in &feed {
+            assert_eq!(tx.apply_remote(c)?, Applied::Duplicate);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_same(&local, &one);
+
+    // A stale update (lower HLC, same causal length) loses but is recorded as seen; a stale
+    // update of a deleted item never resurrects it; an explicit re-insert does.
+    let stranger = SiteId([0xee; 16]);
+    let item0 = feed.iter().find(|c| c.id == "item-0").unwrap();
+    let stale = Change {
+        hlc: item0.hlc - 1,
+        site_id: stranger,
+        text: Some("stale".into()),
+        ..item0.clone()
+    };
+    let deleted = feed.iter().find(|c| c.id == "item-10").unwrap();
+    assert_eq!(deleted.causal_length, 2);
+    let resurrect = Change {
+        causal_length: 1,
+        hlc: deleted.hlc + 1_000,
+        vector: Some(vec![1.0; 16]),
+        site_id: stranger,
+        ..deleted.clone()
+    };
+    let reinsert = Change {
+        causal_length: 3,
+        hlc: deleted.hlc + 1,
+        vector: Some(vec![0.5; 16]),
+        text: Some("reinserted gamma".into()),
+        site_id: stranger,
+        ..deleted.clone()
+    };
+    let before = one.len();
+    one.transaction(|tx| {
+        assert_eq!(tx.apply_remote(&stale)?, Applied::Stale);
+        assert_eq!(tx.apply_remote(&resurrect)?, Applied::Stale);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(one.len(), before);
+    assert_eq!(one.get("item-0").unwrap().text, item0.text);
+    assert!(matches!(one.get("item-10"), Err(Error::NotFound(_))));
+    let seen = one.seen().unwrap();
+    assert!(seen
+        .iter()
+        .any(|h| h.site_id == stranger && h.hlc == resurrect.hlc));
+    one.transaction(|tx| tx.apply_remote(&reinsert)).unwrap();
+    assert_eq!(one.len(), before + 1);
+    assert_eq!(
+        ids(&one.search_text("gamma", &SearchParams::k(3)).unwrap()),
+        ["item-10"]
+    );
+    assert_eq!(
+        ids(&one
+            .search(&[0.5; 16], &SearchParams::k(1).with_ef_search(200))
+            .unwrap()),
+        ["item-10"]
+    );
+    // The local clock moved past every received stamp: a local write orders after them.
+    clock.set(T0 - 60_000);
+    one.insert(NewItem::new(vec![0.3; 16]).with_id("after"))
+        .unwrap();
+    let after = one.changes_since(0, usize::MAX).unwrap();
+    let mine = after.iter().find(|c| c.id == "after").unwrap();
+    assert!(after.iter().all(|c| c.id == "after" || c.hlc < mine.hlc));
+
+    // Reopening rebuilds nothing: the graph rows were written in the same transactions.
+    let path = one.path().unwrap().to_path_buf();
+    drop(one);
+    let reopened = Shard::open(&path).unwrap();
+    assert!(!reopened.stats().unwrap().index.unwrap().rebuilt_on_open);
+}
+
+#[test]
+fn concurrent_edits_converge_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock_a = Arc::new(ManualClock::new(T0));
+    let clock_b = Arc::new(ManualClock::new(T0 + 3));
+    let a = shard(dir.path(), "a.db", &clock_a);
+    let b = shard(dir.path(), "b.db", &clock_b);
+    let v = random_vectors(8, 16, 3);
+    // Both sites write the same ids concurrently: an insert each, then a's update and b's
+    // delete of "x", and an insert of "y" on a deleted and re-inserted on b.
+    a.insert(NewItem::new(v[0].clone()).with_id("x").with_text("from a"))
+        .unwrap();
+    b.insert(NewItem::new(v[1].clone()).with_id("x").with_text("from b"))
+        .unwrap();
+    a.insert(NewItem::new(v[2].clone()).with_id("y")).unwrap();
+    clock_a.advance(10);
+    a.update(
+        "x",
+        Update {
+            text: Some("a edits".into()),
+            ..Update::default()
+        },
+    )
+    .unwrap();
+    b.delete("x").unwrap();
+    b.insert(NewItem::new(v[3].clone()).with_id("z")).unwrap();
+    let feed_a = a.changes_since(0, usize::MAX).unwrap();
+    let feed_b = b.changes_since(0, usize::MAX).unwrap();
+    a.transaction(|tx| feed_b.iter().try_for_each(|c| tx.apply_remote(c).map(drop)))
+        .unwrap();
+    b.transaction(|tx| feed_a.iter().try_for_each(|c| tx.apply_remote(c).map(drop)))
+        .unwrap();
+    assert_same(&a, &b);
+    // b's delete has the greater causal length: "x" is deleted on both.
+    assert!(matches!(a.get("x"), Err(Error::NotFound(_))));
+    assert_eq!(a.len(), 2);
+}
+
+#[test]
+fn bad_remote_changes_are_refused_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = shard(dir.path(), "s.db", &clock);
+    let good = Change {
+        id: "ok".into(),
+        seq: 1,
+        hlc: T0 << 16,
+        site_id: SiteId([7; 16]),
+        causal_length: 1,
+        vector: Some(vec![0.25; 16]),
+        metadata: Some(r#"{"title": "t"}"#.into()),
+        text: Some("text".into()),
+    };
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "wrong dimension",
+            Change {
+                vector: Some(vec![1.0; 8]),
+                ..good.clone()
+            },
+        ),
+        (
+            "nan",
+            Change {
+                vector: Some({
+                    let mut v = vec![1.0; 16];
+                    v[3] = f32::NAN;
+                    v
+                }),
+                ..good.clone()
+            },
+        ),
+        (
+            "inf",
+            Change {
+                vector: Some({
+                    let mut v = vec![1.0; 16];
+                    v[0] = f32::INFINITY;
+                    v
+                }),
+                ..good.clone()
+            },
+        ),
+        (
+            "zero vector (cosine)",
+            Change {
+                vector: Some(vec![0.0; 16]),
+                ..good.clone()
+            },
+        ),
+        (
+            "empty vector",
+            Change {
+                vector: Some(vec![]),
+                ..good.clone()
+            },
+        ),
+        (
+            "alive without vector",
+            Change {
+                vector: None,
+                ..good.clone()
+            },
+        ),
+        (
+            "delete with a payload",
+            Change {
+                causal_length: 2,
+                ..good.clone()
+            },
+        ),
+        (
+            "causal length 0",
+            Change {
+                causal_length: 0,
+                ..good.clone()
+            },
+        ),
+        (
+            "negative hlc",
+            Change {
+                hlc: -5,
+                ..good.clone()
+            },
+        ),
+        (
+            "empty id",
+            Change {
+                id: String::new(),
+                ..good.clone()
+            },
+        ),
+        (
+            "control character id",
+            Change {
+                id: "a\u{7}".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "metadata not an object",
+            Change {
+                metadata: Some("[1, 2]".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "metadata not json",
+            Change {
+                metadata: Some("{\"a\": ".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "metadata too big",
+            Change {
+                metadata: Some(format!("{{\"a\": \"{}\"}}", "x".repeat(1 << 20))),
+                ..good.clone()
+            },
+        ),
+        (
+            "text too long",
+            Change {
+                text: Some("x".repeat((4 << 20) + 1)),
+                ..good.clone()
+            },
+        ),
+        (
+            "stamped 2 minutes ahead",
+            Change {
+                hlc: (T0 + 120_000) << 16,
+                ..good.clone()
+            },
+        ),
+    ];
+    for (what, change) in &cases {
+        let err = s.transaction(|tx| tx.apply_remote(change)).unwrap_err();
+        assert!(err.is_user_error(), "{what}: {err}");
+        if what.starts_with("stamped") {
+            assert!(
+                matches!(
+                    err,
+                    Error::ClockSkew {
+                        ahead_ms: 120_000,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(s.len(), 0);
+    assert!(s.changes_since(0, 10).unwrap().is_empty());
+    assert!(s.seen().unwrap().is_empty());
+    // A refused change inside a transaction that carries on leaves the others committed.
+    s.transaction(|tx| {
+        assert!(tx.apply_remote(&cases[0].1).is_err());
+        tx.apply_remote(&good)
+    })
+    .unwrap();
+    assert_eq!(s.get("ok").unwrap().metadata, json!({"title": "t"}));
+    // Within the accepted skew (59 s ahead) a change is taken.
+    let ahead = Change {
+        id: "ahead".into(),
+        hlc: (T0 + 59_000) << 16,
+        ..good.clone()
+    };
+    s.transaction(|tx| tx.apply_remote(&ahead)).unwrap();
+    assert_eq!(s.len(), 2);
+}
+
+#[test]
+fn the_injected_clock_stamps_changes() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = Shard::in_memory_with(
+        &Profile::new(2, Metric::L2),
+        &OpenOptions::default().with_clock(clock.clone()),
+    )
+    .unwrap();
+    s.insert(NewItem::new(vec![1.0, 2.0]).with_id("a")).unwrap();
+    let created: String = match &s
+        .query_sql("SELECT value FROM meta WHERE key = 'created_at'", &[])
+        .unwrap()[0][0]
+    {
+        sqlite_vector::rusqlite::types::Value::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(created, (T0 / 1000).to_string());
+    let first = s.changes_since(0, 1).unwrap()[0].hlc;
+    assert_eq!(sqlite_vector::clock::hlc_millis(first), T0);
+    // The clock steps back: stamps keep increasing.
+    clock.set(T0 - 10_000);
+    s.insert(NewItem::new(vec![2.0, 2.0]).with_id("b")).unwrap();
+    let second = s.changes_since(1, 1).unwrap()[0].hlc;
+    assert_eq!(second, first + 1);
+    clock.set(T0 + 1);
+    s.delete("a").unwrap();
+    let third = s.changes_since(2, 1).unwrap()[0].hlc;
+    assert_eq!(sqlite_vector::clock::hlc_millis(third), T0 + 1);
+}
