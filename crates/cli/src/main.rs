@@ -17,8 +17,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sqlite_vector::{
-    Durability, Filter, Hit, HybridParams, ManagerOptions, Metric, Profile, SearchParams, Shard,
-    ShardFailure, ShardManager, Targets,
+    Durability, Filter, HybridParams, ManagerOptions, Metric, Profile, Query, Scope, SearchParams,
+    Shard, ShardManager,
 };
 
 /// Embedded vector database for AI agents: SQLite shards, exact SIMD search.
@@ -128,10 +128,17 @@ struct SearchArgs {
     /// Row of --npy to use.
     #[arg(long)]
     row: Option<usize>,
-    /// Text query: BM25 full-text search (with --hybrid: fused with the vector ranking).
+    /// Query text: ranked by BM25 (--mode text), or fused with the vector ranking (--mode
+    /// hybrid, the default with a vector, and on shards that record the built-in embedding
+    /// model, which then embeds the text).
     #[arg(long)]
     text: Option<String>,
-    /// Fuse the vector and text rankings by reciprocal rank fusion (needs a vector and --text).
+    /// How to rank: vector, text (BM25) or hybrid (both fused by RRF). Default: hybrid for text
+    /// with a vector or on text shards, text for text on shards of raw vectors, vector for a
+    /// vector alone (the same rule as the MCP server's `search`).
+    #[arg(long, conflicts_with = "hybrid")]
+    mode: Option<sqlite_vector::Mode>,
+    /// Same as --mode hybrid.
     #[arg(long, requires = "text")]
     hybrid: bool,
     /// RRF constant for --hybrid.
@@ -311,8 +318,31 @@ fn query_vector(args: &SearchArgs) -> CliResult<Option<Vec<f32>>> {
     }
 }
 
-/// A hit and the shard it came from (`None` for a single shard file).
-type Located = (Option<String>, Hit);
+/// The built-in embedder, to embed a text query for shards that record its model.
+fn embed_query(text: &str, profiles: &[(String, Profile)]) -> CliResult<Vec<f32>> {
+    use sqlite_vector_embed::{Embedder, StaticEmbedder, BUILTIN_MODEL_ID};
+    for (name, p) in profiles {
+        if p.embedding_model.as_deref() != Some(BUILTIN_MODEL_ID) {
+            return Err(user(format!(
+                "shard {name:?} holds vectors of {}, and this command embeds text only with the \
+                 built-in model {BUILTIN_MODEL_ID}: give --vector, or --mode text for BM25",
+                p.embedding_model
+                    .as_deref()
+                    .unwrap_or("no embedding model (raw vectors)")
+            )));
+        }
+    }
+    let embedder = StaticEmbedder::builtin()
+        .map_err(|e| Failure::internal(format!("the built-in embedder failed to load: {e}")))?;
+    embedder.embed(text).map_err(|e| {
+        let msg = format!("cannot embed the query text: {e}");
+        if e.is_user_error() {
+            user(msg)
+        } else {
+            Failure::internal(msg)
+        }
+    })
+}
 
 fn search(args: SearchArgs) -> CliResult {
     let vector = query_vector(&args)?;
@@ -330,110 +360,104 @@ fn search(args: SearchArgs) -> CliResult {
         exact: args.exact,
         ..SearchParams::default()
     };
-    let hybrid = HybridParams {
+    let fusion = HybridParams {
         rrf_k: args.rrf_k,
         ..HybridParams::default()
     };
-    enum Mode<'a> {
-        Vector(&'a [f32]),
-        Text(&'a str),
-        Hybrid(&'a [f32], &'a str),
-    }
-    let mode = match (&vector, &args.text, args.hybrid) {
-        (Some(v), Some(t), true) => Mode::Hybrid(v, t),
-        (None, _, true) => return Err(user("--hybrid needs a query vector (--vector or --npy)")),
-        (Some(_), Some(_), false) => {
-            return Err(user("give a vector or --text, or both with --hybrid"))
-        }
-        (Some(v), None, _) => Mode::Vector(v),
-        (None, Some(t), false) => Mode::Text(t),
-        (None, None, _) => {
-            return Err(user(
-                "give the query with --vector JSON, --npy FILE --row N, or --text",
-            ))
-        }
+    let mode = if args.hybrid {
+        Some(sqlite_vector::Mode::Hybrid)
+    } else {
+        args.mode
     };
     let t = std::time::Instant::now();
-    let (hits, failures, higher): (Vec<Located>, Vec<ShardFailure>, bool) =
-        match (&args.path, &args.root) {
-            (Some(path), _) => {
-                let shard = Shard::open(path)?;
-                let higher = match mode {
-                    Mode::Vector(_) => params
-                        .metric
-                        .unwrap_or(shard.profile().metric)
-                        .higher_is_better(),
-                    _ => true,
-                };
-                let hits = match mode {
-                    Mode::Vector(v) => shard.search(v, &params)?,
-                    Mode::Text(t) => shard.search_text(t, &params)?,
-                    Mode::Hybrid(v, t) => shard.search_hybrid(v, t, &params, &hybrid)?,
-                };
-                (
-                    hits.into_iter().map(|h| (None, h)).collect(),
-                    Vec::new(),
-                    higher,
-                )
-            }
-            (None, Some(root)) => {
-                let manager = ShardManager::open(root, ManagerOptions::default())?;
-                let names: Vec<&str> = args.shards.iter().map(String::as_str).collect();
-                let targets = match &args.prefix {
-                    Some(p) => Targets::Prefix(p),
-                    None => Targets::Names(&names),
-                };
-                let (multi, higher) = match mode {
-                    Mode::Vector(v) => {
-                        let m = manager.search(targets, v, &params)?;
-                        let metric = match (params.metric, m.hits.first()) {
-                            (Some(x), _) => x,
-                            (None, Some(h)) => manager.open_shard(&h.shard)?.profile().metric,
-                            (None, None) => Metric::Cosine,
-                        };
-                        (m, metric.higher_is_better())
+    enum Target {
+        File(Shard),
+        Root(ShardManager, Scope),
+    }
+    let (target, profiles) = match (&args.path, &args.root) {
+        (Some(path), _) => {
+            let shard = Shard::open(path)?;
+            let profiles = vec![(path.display().to_string(), shard.profile().clone())];
+            (Target::File(shard), profiles)
+        }
+        (None, Some(root)) => {
+            let manager = ShardManager::open(root, ManagerOptions::default())?;
+            let (scope, profiles) = match &args.prefix {
+                Some(p) => {
+                    let list = manager.list(Some(p))?;
+                    let profiles = list.into_iter().map(|i| (i.name, i.profile)).collect();
+                    (Scope::Prefix(p.clone()), profiles)
+                }
+                None => {
+                    let mut profiles = Vec::new();
+                    for name in &args.shards {
+                        match manager.open_shard(name) {
+                            Ok(s) => profiles.push((name.clone(), s.profile().clone())),
+                            // Reported with the results, as for any shard that fails.
+                            Err(sqlite_vector::Error::UnknownShard(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
                     }
-                    Mode::Text(t) => (manager.search_text(targets, t, &params)?, true),
-                    Mode::Hybrid(v, t) => (
-                        manager.search_hybrid(targets, v, t, &params, &hybrid)?,
-                        true,
-                    ),
-                };
-                let hits = multi
-                    .hits
-                    .into_iter()
-                    .map(|h| (Some(h.shard), h.hit))
-                    .collect();
-                (hits, multi.failures, higher)
-            }
-            (None, None) => return Err(user("give a shard file or --root")),
-        };
+                    (Scope::Names(args.shards.clone()), profiles)
+                }
+            };
+            (Target::Root(manager, scope), profiles)
+        }
+        (None, None) => return Err(user("give a shard file or --root")),
+    };
+    let text_shards =
+        !profiles.is_empty() && profiles.iter().all(|(_, p)| p.embedding_model.is_some());
+    let mode =
+        sqlite_vector::Mode::resolve(mode, args.text.is_some(), vector.is_some(), text_shards)
+            .map_err(|e| match (&e, &args.text, &vector) {
+                (_, None, None) => {
+                    user("give the query with --vector JSON, --npy FILE --row N, or --text")
+                }
+                _ => e.into(),
+            })?;
+    let vector = match (mode, vector, &args.text) {
+        (sqlite_vector::Mode::Text, _, _) => None,
+        (_, Some(v), _) => Some(v),
+        (_, None, Some(text)) => Some(embed_query(text, &profiles)?),
+        (_, None, None) => None,
+    };
+    let mut query = Query::new(mode, vector, args.text.clone())
+        .with_params(params)
+        .with_fusion(fusion);
+    let result = match target {
+        Target::File(shard) => shard.query(&query)?,
+        Target::Root(manager, scope) => {
+            query.scope = Some(scope);
+            manager.query(&query)?
+        }
+    };
     let us = t.elapsed().as_secs_f64() * 1e6;
-    for f in &failures {
+    for f in &result.failures {
         eprintln!("warning: shard {:?} failed: {}", f.shard, f.error);
     }
     if args.json {
-        let rows: Vec<serde_json::Value> = hits
-            .iter()
-            .map(|(shard, h)| {
-                let mut v = serde_json::to_value(h).expect("hits serialise");
-                if let Some(s) = shard {
-                    v["shard"] = serde_json::Value::String(s.clone());
-                }
-                v
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result.hits).expect("hits serialise")
+        );
     } else {
-        let label = if higher { "score" } else { "distance" };
+        let label = if result.higher_is_better {
+            "score"
+        } else {
+            "distance"
+        };
         println!("{:>4}  {:>9}  id", "rank", label);
-        for (i, (shard, h)) in hits.iter().enumerate() {
-            match shard {
-                Some(s) => println!("{:>4}  {:>9.4}  {s}:{}", i + 1, h.score, h.id),
-                None => println!("{:>4}  {:>9.4}  {}", i + 1, h.score, h.id),
+        for (i, h) in result.hits.iter().enumerate() {
+            match &h.shard {
+                Some(s) => println!("{:>4}  {:>9.4}  {s}:{}", i + 1, h.hit.score, h.hit.id),
+                None => println!("{:>4}  {:>9.4}  {}", i + 1, h.hit.score, h.hit.id),
             }
         }
-        eprintln!("{} hits in {us:.0} µs", hits.len());
+        eprintln!(
+            "{} hits in {us:.0} µs ({} mode)",
+            result.hits.len(),
+            result.mode
+        );
     }
     Ok(())
 }

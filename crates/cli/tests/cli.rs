@@ -493,3 +493,93 @@ fn kill_during_indexed_import_reopens_consistent() {
         assert_eq!(hits[0].id, ids[row]);
     }
 }
+
+#[test]
+fn text_queries_take_the_mode_rule_of_the_mcp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let jsonl = dir.path().join("items.jsonl");
+    let vec256 = |x: f32| {
+        let v: Vec<String> = (0..256)
+            .map(|i| (if i == 0 { x } else { 0.01 }).to_string())
+            .collect();
+        format!("[{}]", v.join(","))
+    };
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{{\"id\": \"a\", \"vector\": {}, \"text\": \"secure remote login\"}}\n\
+             {{\"id\": \"b\", \"vector\": {}, \"text\": \"image editor\"}}\n",
+            vec256(1.0),
+            vec256(-1.0)
+        ),
+    )
+    .unwrap();
+    let stderr_of = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    for (name, model) in [
+        ("text", Some("minilm-static-256")),
+        ("raw", None),
+        ("other", Some("other-model-v1")),
+    ] {
+        let mut args = vec!["shards", "create", name, "--root", p(&root), "--dim", "256"];
+        if let Some(m) = model {
+            args.extend(["--model", m]);
+        }
+        ok(&args);
+        // `import` takes a shard file: the catalog's path of the shard.
+        let listed = ok(&["shards", "list", "--root", p(&root), "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        let path = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ok(&["import", &path, "--jsonl", p(&jsonl)]);
+    }
+    let search = |shard: &str, extra: &[&str]| {
+        let mut args = vec![
+            "search",
+            "--root",
+            p(&root),
+            "--shard",
+            shard,
+            "--text",
+            "secure login",
+        ];
+        args.extend_from_slice(extra);
+        stderr_of(&args)
+    };
+    // A text shard of the built-in model: text alone is hybrid (the text is embedded).
+    assert!(search("text", &[]).contains("hybrid mode"));
+    assert!(search("text", &["--mode", "text"]).contains("text mode"));
+    assert!(search("text", &["--mode", "vector"]).contains("vector mode"));
+    // Raw vectors: nothing can embed the text, so it ranks by BM25.
+    assert!(search("raw", &[]).contains("text mode"));
+    // Another model's shard: the text is not embedded with the wrong model.
+    fails(
+        &[
+            "search",
+            "--root",
+            p(&root),
+            "--shard",
+            "other",
+            "--text",
+            "secure",
+        ],
+        2,
+        "other-model-v1",
+    );
+    assert!(search("other", &["--mode", "text"]).contains("text mode"));
+}

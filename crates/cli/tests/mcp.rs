@@ -11,7 +11,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlite_vector::{ManagerOptions, Metric, Profile, ShardManager};
+use sqlite_vector::{ManagerOptions, Metric, NewItem, Profile, ShardManager};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sqlite-vector");
 
@@ -202,6 +202,15 @@ fn mcp_text_round_trip_and_error_results() {
             &Profile::new(256, Metric::Cosine).with_embedding_model("other-model-v1"),
         )
         .unwrap();
+        // A shard of raw vectors (no embedding model), with text for keyword search.
+        m.create("raw", &Profile::new(2, Metric::Cosine))
+            .unwrap()
+            .insert(
+                NewItem::new(vec![1.0, 0.0])
+                    .with_id("r1")
+                    .with_text("raw keyword doc"),
+            )
+            .unwrap();
     }
     let mut s = Server::start(
         dir.path(),
@@ -251,6 +260,13 @@ fn mcp_text_round_trip_and_error_results() {
     );
     assert_eq!(across["hits"][0]["shard"], "notes");
     assert_eq!(across["hits"][0]["id"], "key");
+    // A text query on raw vectors ranks by keywords (nothing could embed it for them), the
+    // same rule as the CLI's `search --text`.
+    let raw = s.ok("search", json!({"shard": "raw", "text": "keyword"}));
+    assert_eq!(raw["mode"], "text");
+    assert_eq!(raw["hits"][0]["id"], "r1");
+    let defaulted = s.ok("search", json!({"shard": "notes", "text": "html to pdf"}));
+    assert_eq!(defaulted["mode"], "hybrid");
     let got = s.ok("get", json!({"shard": "notes", "id": "n64"}));
     assert_eq!(got["metadata"]["kind"], "game");
     s.ok(
@@ -266,7 +282,7 @@ fn mcp_text_round_trip_and_error_results() {
     let stats = s.ok("shard_stats", json!({"name": "notes"}));
     assert_eq!(stats["count"], 3);
     let list = s.ok("shard_list", json!({}));
-    assert_eq!(list["shards"].as_array().unwrap().len(), 2);
+    assert_eq!(list["shards"].as_array().unwrap().len(), 3); // notes, other, raw
 
     // Input errors are tool results with isError and a message naming the problem.
     let e = s.err("insert", json!({"shard": "../x", "text": "hi"}));

@@ -38,48 +38,41 @@ impl Mode {
     /// The mode of a query given as `text` and/or a `vector`: `mode` when the caller named one
     /// (checked against what was given), else the one rule every interface applies:
     ///
-    /// * text with a vector, or text the interface can embed for the target shards
-    ///   (`text_embeddable`: their embedding model is the interface's) → [`Mode::Hybrid`];
-    /// * a vector alone → [`Mode::Vector`];
-    /// * text that cannot be embedded → [`Mode::Text`].
+    /// * text and a vector → [`Mode::Hybrid`];
+    /// * text alone → [`Mode::Hybrid`] when the target shards record an embedding model
+    ///   (`text_shards`: their vectors embed text, so the interface embeds the query with that
+    ///   model, or fails naming it), [`Mode::Text`] when they hold raw vectors (nothing could
+    ///   embed the text for them);
+    /// * a vector alone → [`Mode::Vector`].
     ///
-    /// A vector for [`Mode::Vector`] / [`Mode::Hybrid`] may come from embedding the text, when
-    /// `text_embeddable`.
+    /// A [`Mode::Vector`] or [`Mode::Hybrid`] query without a vector is completed by the
+    /// interface, which embeds the text.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when neither text nor a vector is given, or the named mode
-    /// lacks what it needs (text for `text` and `hybrid`; a vector, or embeddable text, for
-    /// `vector` and `hybrid`).
+    /// lacks what it needs (text for `text` and `hybrid`; a vector or text for `vector`).
     pub fn resolve(
         mode: Option<Mode>,
         has_text: bool,
         has_vector: bool,
-        text_embeddable: bool,
+        text_shards: bool,
     ) -> Result<Mode> {
-        let can_vector = has_vector || (has_text && text_embeddable);
+        if !has_text && !has_vector {
+            return Err(Error::InvalidArgument(
+                "give a query: text and/or a vector".into(),
+            ));
+        }
         let mode = match mode {
             Some(m) => m,
-            None if !has_text && !has_vector => {
-                return Err(Error::InvalidArgument(
-                    "give a query: text and/or a vector".into(),
-                ))
-            }
-            None if has_text && can_vector => Mode::Hybrid,
-            None if has_vector => Mode::Vector,
-            None => Mode::Text,
+            None if has_text && (has_vector || text_shards) => Mode::Hybrid,
+            None if has_text => Mode::Text,
+            None => Mode::Vector,
         };
-        let missing = match mode {
-            Mode::Text if !has_text => Some("mode text needs the query text"),
-            Mode::Hybrid if !has_text => Some("mode hybrid needs the query text"),
-            Mode::Vector | Mode::Hybrid if !can_vector => Some(
-                "this mode needs a query vector: these shards' vectors come from another \
-                 embedding model (or from none), so the text cannot be embedded here",
-            ),
-            _ => None,
-        };
-        match missing {
-            Some(m) => Err(Error::InvalidArgument(m.into())),
-            None => Ok(mode),
+        match mode {
+            Mode::Text | Mode::Hybrid if !has_text => Err(Error::InvalidArgument(format!(
+                "mode {mode} needs the query text"
+            ))),
+            _ => Ok(mode),
         }
     }
 }
@@ -336,9 +329,8 @@ mod tests {
         assert_eq!(r(Some(Text), true, true, true).unwrap(), Text);
         assert!(r(Some(Text), false, true, true).is_err());
         assert!(r(Some(Hybrid), false, true, true).is_err());
-        assert!(r(Some(Hybrid), true, false, false).is_err());
+        assert_eq!(r(Some(Hybrid), true, false, false).unwrap(), Hybrid);
         assert_eq!(r(Some(Vector), true, false, true).unwrap(), Vector);
-        assert!(r(Some(Vector), true, false, false).is_err());
         assert_eq!("HYBRID".parse::<Mode>().unwrap(), Hybrid);
         assert!("fuzzy".parse::<Mode>().is_err());
     }

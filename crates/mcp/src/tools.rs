@@ -17,8 +17,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlite_vector::{
-    Filter, HnswParams, HybridParams, Metric, MultiSearch, NewItem, Profile, SearchParams, Shard,
-    ShardManager, Targets, Update,
+    ErrorKind, Filter, HnswParams, Metric, Mode, NewItem, Profile, Query, Scope, SearchParams,
+    Shard, ShardManager, Update,
 };
 use sqlite_vector_embed::{EmbedError, Embedder};
 
@@ -38,7 +38,7 @@ impl From<sqlite_vector::Error> for ToolError {
     fn from(e: sqlite_vector::Error) -> Self {
         // The server opens only files its manager made, so a file there that is not a shard
         // was damaged or replaced behind its back: nothing the caller did or can fix.
-        let damaged = matches!(e, sqlite_vector::Error::NotAShard(_));
+        let damaged = e.kind() == ErrorKind::NotAShard;
         if e.is_user_error() && !damaged {
             ToolError::User(e.to_string())
         } else {
@@ -162,7 +162,8 @@ pub struct SearchArgs {
     /// Drop hits scoring below this (cosine and dot shards).
     pub min_score: Option<f32>,
     /// `vector` (meaning), `text` (keywords, BM25) or `hybrid` (both fused). Default: `hybrid`
-    /// with a text query, `vector` with only a vector.
+    /// with a text query on text shards (and with text and a vector), `text` with a text query
+    /// on shards of raw vectors, `vector` with only a vector.
     pub mode: Option<String>,
 }
 
@@ -433,7 +434,7 @@ Example: {\"shard\": \"notes\", \"items\": [{\"text\": \"first fact\"}, {\"id\":
         name: "search",
         title: "Search",
         description: "Find the items most relevant to a query in one shard (`shard`), several (`shards`) or all under a name prefix (`prefix`). \
-`mode`: `vector` (by meaning), `text` (by keywords, BM25) or `hybrid` (both fused; the default for a text query). \
+`mode`: `vector` (by meaning), `text` (by keywords, BM25) or `hybrid` (both fused; the default for a text query on text shards; on shards of raw vectors a text query searches by keywords). \
 Optional `filter` on metadata, e.g. {\"topic\": \"ops\"} or {\"stars\": {\"$gte\": 3}}; `min_score` drops weak hits. Hits come best first with id, score, metadata and text. \
 Not for fetching a known id (use get). Example: {\"shard\": \"notes\", \"text\": \"where is the deploy key?\", \"k\": 5}.",
         input: schema::<SearchArgs>,
@@ -887,132 +888,65 @@ or create a text shard with shard_create without `dim`"
         if let Some(v) = &a.vector {
             self.check_vector("query vector", v)?;
         }
-        let mode = match (a.mode.as_deref(), &a.text, &a.vector) {
-            (_, None, None) => return Err(user("give a query: `text` and/or `vector`")),
-            (None, Some(_), _) => "hybrid",
-            (None, None, Some(_)) => "vector",
-            (Some(m @ ("vector" | "hybrid")), _, _) => m,
-            (Some("text"), Some(_), _) => "text",
-            (Some("text"), None, _) => return Err(user("mode \"text\" needs `text`")),
-            (Some(m), _, _) => {
-                return Err(user(format!(
-                    "unknown mode {m:?}; use \"vector\", \"text\" or \"hybrid\""
-                )))
-            }
-        };
-        if mode == "hybrid" && a.text.is_none() {
-            return Err(user(
-                "mode \"hybrid\" needs `text` (and optionally `vector`)",
-            ));
-        }
+        let mode = a.mode.as_deref().map(str::parse::<Mode>).transpose()?;
         let mut params = SearchParams::k(k);
         params.min_score = a.min_score;
         if let Some(f) = &a.filter {
             let filter: Filter = f.to_string().parse()?;
             params.filter = Some(filter);
         }
-        let targets: Vec<String>;
-        let prefix: Option<&str>;
-        match (&a.shard, &a.shards, &a.prefix) {
-            (Some(s), None, None) => {
-                targets = vec![s.clone()];
-                prefix = None;
-            }
-            (None, Some(list), None) if !list.is_empty() => {
-                targets = list.clone();
-                prefix = None;
-            }
-            (None, None, Some(p)) => {
-                targets = Vec::new();
-                prefix = Some(p.as_str());
-            }
+        let scope = match (a.shard, a.shards, a.prefix) {
+            (Some(s), None, None) => Scope::Shard(s),
+            (None, Some(list), None) if !list.is_empty() => Scope::Names(list),
+            (None, None, Some(p)) => Scope::Prefix(p),
             _ => {
                 return Err(user(
                     "give exactly one of `shard`, `shards` (a non-empty list) or `prefix`",
                 ))
             }
-        }
-        // Profiles of the shards searched, for the model check.
-        let single: Option<Arc<Shard>> = match &a.shard {
-            Some(name) => Some(self.open(name)?),
-            None => None,
         };
-        let profiles: Vec<(String, Profile)> = match prefix {
-            None => targets
+        // Profiles of the shards searched: text shards decide the default mode, and their
+        // model must be this server's to embed the query.
+        let profiles: Vec<(String, Profile)> = match &scope {
+            Scope::Shard(name) => vec![(name.clone(), self.open(name)?.profile().clone())],
+            Scope::Names(list) => list
                 .iter()
-                .map(|n| match &single {
-                    Some(shard) => Ok((n.clone(), shard.profile().clone())),
-                    None => Ok((n.clone(), self.open(n)?.profile().clone())),
-                })
+                .map(|n| Ok((n.clone(), self.open(n)?.profile().clone())))
                 .collect::<ToolResult<_>>()?,
-            Some(p) => self
+            Scope::Prefix(p) => self
                 .manager
                 .list(Some(p))?
                 .into_iter()
                 .map(|i| (i.name, i.profile))
                 .collect(),
         };
-        let needs_embedding = mode != "text" && a.vector.is_none();
-        let query: Option<Vec<f32>> = if needs_embedding {
-            for (name, profile) in &profiles {
-                self.check_model(name, profile)?;
+        let text_shards =
+            !profiles.is_empty() && profiles.iter().all(|(_, p)| p.embedding_model.is_some());
+        let mode = Mode::resolve(mode, a.text.is_some(), a.vector.is_some(), text_shards)?;
+        let vector = match (mode, a.vector, &a.text) {
+            (Mode::Text, _, _) => None,
+            (_, Some(v), _) => Some(v),
+            (_, None, Some(text)) => {
+                for (name, profile) in &profiles {
+                    self.check_model(name, profile)?;
+                }
+                if profiles.is_empty() {
+                    return out(SearchOut {
+                        mode: mode.to_string(),
+                        hits: Vec::new(),
+                        failures: Vec::new(),
+                    });
+                }
+                Some(self.embed(&[text.as_str()])?.remove(0))
             }
-            if profiles.is_empty() {
-                return out(SearchOut {
-                    mode: mode.into(),
-                    hits: Vec::new(),
-                    failures: Vec::new(),
-                });
-            }
-            Some(
-                self.embed(&[a.text.as_deref().unwrap_or_default()])?
-                    .remove(0),
-            )
-        } else {
-            a.vector.clone()
+            (_, None, None) => return Err(user("give a query: `text` and/or `vector`")),
         };
-        let text = a.text.as_deref().unwrap_or_default();
-        let hybrid = HybridParams::default();
-        if let Some(shard) = single {
-            let hits = match mode {
-                "text" => shard.search_text(text, &params)?,
-                "hybrid" => shard.search_hybrid(
-                    query.as_deref().unwrap_or_default(),
-                    text,
-                    &params,
-                    &hybrid,
-                )?,
-                _ => shard.search(query.as_deref().unwrap_or_default(), &params)?,
-            };
-            let hits = hits
-                .into_iter()
-                .map(|h| HitOut {
-                    id: h.id,
-                    score: h.score,
-                    metadata: h.metadata,
-                    text: h.text,
-                    shard: None,
-                })
-                .collect();
-            return out(SearchOut {
-                mode: mode.into(),
-                hits,
-                failures: Vec::new(),
-            });
-        }
-        let names: Vec<&str> = targets.iter().map(String::as_str).collect();
-        let t = match prefix {
-            Some(p) => Targets::Prefix(p),
-            None => Targets::Names(&names),
-        };
-        let q = query.as_deref().unwrap_or_default();
-        let result: MultiSearch = match mode {
-            "text" => self.manager.search_text(t, text, &params)?,
-            "hybrid" => self.manager.search_hybrid(t, q, text, &params, &hybrid)?,
-            _ => self.manager.search(t, q, &params)?,
-        };
+        let query = Query::new(mode, vector, a.text)
+            .with_params(params)
+            .with_scope(scope);
+        let result = self.manager.query(&query)?;
         out(SearchOut {
-            mode: mode.into(),
+            mode: mode.to_string(),
             hits: result
                 .hits
                 .into_iter()
@@ -1021,7 +955,7 @@ or create a text shard with shard_create without `dim`"
                     score: h.hit.score,
                     metadata: h.hit.metadata,
                     text: h.hit.text,
-                    shard: Some(h.shard),
+                    shard: h.shard,
                 })
                 .collect(),
             failures: result

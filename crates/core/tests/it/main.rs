@@ -6,6 +6,7 @@ mod concurrency;
 mod durability;
 mod index;
 mod manager;
+mod query;
 mod real_data;
 mod sync;
 mod transaction;
