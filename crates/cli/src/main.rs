@@ -371,14 +371,14 @@ fn search(args: SearchArgs) -> CliResult {
     };
     let t = std::time::Instant::now();
     enum Target {
-        File(Shard),
+        File(Box<Shard>),
         Root(ShardManager, Scope),
     }
     let (target, profiles) = match (&args.path, &args.root) {
         (Some(path), _) => {
             let shard = Shard::open(path)?;
             let profiles = vec![(path.display().to_string(), shard.profile().clone())];
-            (Target::File(shard), profiles)
+            (Target::File(Box::new(shard)), profiles)
         }
         (None, Some(root)) => {
             let manager = ShardManager::open(root, ManagerOptions::default())?;
