@@ -372,7 +372,7 @@ fn search(args: SearchArgs) -> CliResult {
     let t = std::time::Instant::now();
     enum Target {
         File(Box<Shard>),
-        Root(ShardManager, Scope),
+        Root(Box<ShardManager>, Scope),
     }
     let (target, profiles) = match (&args.path, &args.root) {
         (Some(path), _) => {
@@ -401,7 +401,7 @@ fn search(args: SearchArgs) -> CliResult {
                     (Scope::Names(args.shards.clone()), profiles)
                 }
             };
-            (Target::Root(manager, scope), profiles)
+            (Target::Root(Box::new(manager), scope), profiles)
         }
         (None, None) => return Err(user("give a shard file or --root")),
     };
