@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Recall@k against queries/s of the peer HNSW libraries, over a sweep of ef_search.
+"""Recall@k against queries/s of the peer libraries, over a sweep of ef_search.
 
-The peers' points of `sqlite-vector bench --index hnsw`'s recall/QPS plot (in the manner of
-ann-benchmarks), measured in the same run as ours. It reuses the peer harness
-(../shared/peers/peers.py, imported as a module) unchanged: its library adapters
-(hnswlib: M=16, ef_construction=200; usearch: the library's defaults, dtype bf16 with usearch 2.x;
-usearch-f32: f32, connectivity 16, expansion_add 128), its single-thread environment and its
-timing loop (20 untimed warm-up queries, then one query at a time, perf_counter_ns around the
+The peers' points of `sqlite-vector-bench hnsw` (and `exact`), measured in the same run as ours
+with the same k, query set, M and ef_construction. It reuses the peer harness
+(../shared/peers/peers.py, imported as a module): its library adapters, with the build
+parameters set to --m and --ef-construction (hnswlib M and ef_construction; usearch
+connectivity and expansion_add, dtype bf16 for `usearch` as its defaults, f32 for
+`usearch-f32`), the exact `faiss` IndexFlat (no ef: one pass), its single-thread environment and
+its timing loop (20 untimed warm-up queries, then one query at a time, perf_counter_ns around the
 adapter's search call, Python call included). Each index is built once; then for each ef in
 --ef the search expansion is set (hnswlib set_ef, usearch expansion_search) and the query set is
 timed again. recall@k is peers.py's: |returned top-k ∩ true top-k| / k by ids, averaged over the
@@ -40,6 +41,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEERS = os.path.join(os.path.dirname(REPO), "shared", "peers")
 HNSW_LIBS = ("hnswlib", "usearch", "usearch-f32")
+EXACT_LIBS = ("faiss",)
 
 
 def log(msg):
@@ -53,6 +55,28 @@ def load_peers(peers_dir):
         raise SystemExit(f"peer_sweep: no peers.py in {path} (use --peers-dir)")
     sys.path.insert(0, path)
     return importlib.import_module("peers")
+
+
+def with_build_params(peers, ad, m, ef_construction):
+    """Sets an HNSW adapter's build parameters (the harness's adapters fix M=16, efC=200/128)."""
+    if isinstance(ad, peers.HnswlibHNSW):
+        def build(base):
+            ad.index.init_index(max_elements=len(base), ef_construction=ef_construction, M=m,
+                                random_seed=100)
+            ad.index.set_num_threads(1)
+            ad.index.add_items(base, peers.np.arange(len(base)), num_threads=1)
+        ad.build = build
+        ad.params = {"M": m, "ef_construction": ef_construction}
+    elif isinstance(ad, peers.USearchHNSW):
+        from usearch.index import Index
+        old = ad.index
+        ad.index = Index(ndim=old.ndim, metric=old.metric, dtype=old.dtype, connectivity=m,
+                         expansion_add=ef_construction)
+        ad.params = dict(ad.params, connectivity=m, expansion_add=ef_construction)
+        def build(base):
+            ad.index.add(peers.np.arange(len(base), dtype=peers.np.uint64), base, threads=1)
+        ad.build = build
+    return ad
 
 
 def set_ef(peers, ad, ef):
@@ -87,15 +111,22 @@ def worker(args):
     os.makedirs(work)
     load0 = os.getloadavg()[0]
     libname, mode, ad = peers.make_adapter(args.lib, args.metric, d, work)
+    exact = args.lib in EXACT_LIBS
+    if exact:
+        efs = [None]
+    else:
+        ad = with_build_params(peers, ad, args.m, args.ef_construction)
+        mode = f"HNSW M={args.m} efC={args.ef_construction}"
     log(f"{args.lib}: building over {n:,} x {d} ({mode}, {ad.threads_note})")
     t0 = time.perf_counter()
     ad.build(base)
     build_s = time.perf_counter() - t0
     log(f"{args.lib}: built in {build_s:.1f} s")
     for ef in efs:
-        got = set_ef(peers, ad, ef)
-        if got != ef:
-            raise SystemExit(f"peer_sweep: {args.lib}: set ef {ef}, index reports {got}")
+        if ef is not None:
+            got = set_ef(peers, ad, ef)
+            if got != ef:
+                raise SystemExit(f"peer_sweep: {args.lib}: set ef {ef}, index reports {got}")
         # Timing loop as in peers.worker.
         for i in range(min(20, len(queries))):  # warm-up, untimed
             ad.search(queries[i])
@@ -114,7 +145,8 @@ def worker(args):
         params = dict(ad.params)
         if isinstance(ad, peers.USearchHNSW):
             params["expansion_search"] = ef  # params were read at construction
-        params["ef_search"] = ef
+        if ef is not None:
+            params["ef_search"] = ef
         row = {
             "lib": args.lib, "library": libname, "mode": mode, "metric": args.metric, "k": k,
             "ef_search": ef, "N": n, "D": d, "Q": len(lat), "Q_total": len(queries),
@@ -143,6 +175,9 @@ def main():
     ap.add_argument("--metric", default="cos", choices=["cos", "l2"], help="peers.py's metrics")
     ap.add_argument("--k", type=int, default=10, help="neighbours per query (recall@k)")
     ap.add_argument("--qset", default="", help="'' -> queries.npy, 'short' -> queries_short.npy")
+    ap.add_argument("--m", type=int, default=16, help="HNSW M (usearch connectivity)")
+    ap.add_argument("--ef-construction", type=int, default=200,
+                    help="HNSW ef_construction (usearch expansion_add)")
     ap.add_argument("--peers-dir", default=DEFAULT_PEERS, help="dir of peers.py (default %(default)s)")
     ap.add_argument("--budget", type=float, default=60, help="query-time budget per ef (s), as peers.py")
     ap.add_argument("--timeout", type=int, default=900, help="wall-clock cap per library (s)")
@@ -160,8 +195,9 @@ def main():
         raise SystemExit(f"peer_sweep: --ef values must be >= 1, got {args.ef!r}")
     libs = [l for l in args.libs.split(",") if l]
     for lib in libs:
-        if lib not in HNSW_LIBS:
-            raise SystemExit(f"peer_sweep: unknown lib {lib!r}; expected one of {', '.join(HNSW_LIBS)}")
+        if lib not in HNSW_LIBS + EXACT_LIBS:
+            raise SystemExit(f"peer_sweep: unknown lib {lib!r}; expected one of "
+                             f"{', '.join(HNSW_LIBS + EXACT_LIBS)}")
     peers = load_peers(args.peers_dir)  # fail early, and take its single-thread environment
     env = dict(os.environ, **peers.SINGLE_THREAD_ENV)
     failed = []
@@ -169,6 +205,7 @@ def main():
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--lib", lib,
                "--data", os.path.abspath(args.data), "--ef", ",".join(map(str, efs)),
                "--metric", args.metric, "--k", str(args.k), "--qset", args.qset,
+               "--m", str(args.m), "--ef-construction", str(args.ef_construction),
                "--peers-dir", os.path.abspath(args.peers_dir), "--budget", str(args.budget)]
         t0 = time.time()
         try:

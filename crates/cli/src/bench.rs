@@ -85,13 +85,12 @@ pub struct BenchArgs {
     /// (with --synth; real embeddings are clustered, i.i.d. noise defeats every graph index).
     #[arg(long, requires = "synth")]
     clusters: Option<usize>,
-    /// Peer libraries to measure in the same run with tools/peer_sweep.py (with --data and
-    /// --index hnsw), comma-separated, or `none`.
-    #[arg(long, default_value = "hnswlib,usearch")]
-    peers: String,
-    /// Python of the peers' venv (default: $SQLITE_VECTOR_PEERS_PYTHON, else
-    /// ~/.cache/peers-venv/bin/python).
-    #[arg(long)]
+    /// Moved: peers run in `cargo run --release -p sqlite-vector-bench -- hnsw` (same
+    /// parameters, same run); `none` is accepted and does nothing.
+    #[arg(long, hide = true)]
+    peers: Option<String>,
+    /// Moved with `--peers`.
+    #[arg(long, hide = true)]
     peers_python: Option<PathBuf>,
     /// Planner threshold for --index hnsw: shards with at most this many items scan exactly
     /// (default: the library's; 0 forces the graph, for measuring the crossover).
@@ -101,9 +100,8 @@ pub struct BenchArgs {
     /// default: the peers return labels and distances only).
     #[arg(long)]
     payload: bool,
-    /// Where to write the recall/QPS plot (SVG) of --index hnsw (default:
-    /// bench-hnsw-<dataset>.svg in the current directory).
-    #[arg(long)]
+    /// Moved with `--peers`: the chart is drawn by `sqlite-vector-bench hnsw --plot`.
+    #[arg(long, hide = true)]
     plot: Option<PathBuf>,
     /// Durability of the bench shard (`memory`: an in-memory shard; no reopen measurement).
     #[arg(long, default_value = "normal")]
@@ -494,6 +492,16 @@ fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> CliResult {
+    let moved = args.peers.as_deref().is_some_and(|p| p != "none")
+        || args.peers_python.is_some()
+        || args.plot.is_some();
+    if moved {
+        return Err(user(
+            "peer runs and the recall/QPS chart moved out of this binary: \
+             cargo run --release -p sqlite-vector-bench -- hnsw --data DIR [--peers hnswlib,usearch] \
+             [--plot FILE] (this command measures sqlite-vector only)",
+        ));
+    }
     if let Some(spec) = args.shards.clone() {
         return many_shards(&args, &spec);
     }

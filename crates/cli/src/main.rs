@@ -9,8 +9,6 @@ mod bench;
 mod demo;
 mod import;
 mod mcp;
-mod peers;
-mod plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,11 +1,10 @@
 //! `bench --index hnsw`: builds a shard with an HNSW index (the build rate includes writing
 //! the graph into SQLite), measures the exact scan once as the reference, then one query pass
 //! per `--ef-search` value (latency percentiles, queries/s, recall@k against the exact ground
-//! truth, the path the planner took), reopening the shard with its index plus a first query,
-//! and, with `--data`, the peer libraries' sweep from `tools/peer_sweep.py` in the same run.
-//! Writes a recall/QPS chart (SVG) in the manner of ann-benchmarks.
+//! truth, the path the planner took), and reopening the shard with its index plus a first
+//! query. The peers' sweep with the same parameters and the recall/QPS chart are
+//! `sqlite-vector-bench hnsw`, which reads these rows (`--json`).
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -16,8 +15,6 @@ use sqlite_vector::{
 use sqlite_vector_dataset::{percentile, recall_at_k, Matrix};
 
 use super::{build, BenchArgs, TempDir};
-use crate::peers::{default_python, default_script, peer_series, run_peer_sweep};
-use crate::plot::{write_recall_qps_svg, Series};
 use crate::{user, CliResult, Failure};
 
 /// One timed pass over the queries.
@@ -115,37 +112,6 @@ fn pass(
     })
 }
 
-/// The peers' points as JSON rows and chart series; `Err` carries why they are missing.
-fn peers(args: &BenchArgs, dir: &Path) -> Result<(Vec<Value>, Vec<Series>), String> {
-    let libs: Vec<String> = args
-        .peers
-        .split(',')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    let python = args.peers_python.clone().unwrap_or_else(default_python);
-    let script =
-        default_script().ok_or("tools/peer_sweep.py not found (run from the repository)")?;
-    let metric = match args.metric {
-        super::BenchMetric::Cos => "cos",
-        super::BenchMetric::L2 => "l2",
-    };
-    let points = run_peer_sweep(&python, &script, dir, &libs, &args.ef_search, metric)
-        .map_err(|e| e.to_string())?;
-    let rows = points
-        .iter()
-        .map(|p| {
-            json!({
-                "peer": p.lib, "ef_search": p.ef_search, "recall_at_k": p.recall10,
-                "p50_us": p.p50_us, "p95_us": p.p95_us, "p99_us": p.p99_us, "qps": p.qps,
-                "build_s": p.build_s, "insert_vps": p.insert_vps, "params": p.params,
-            })
-        })
-        .collect();
-    Ok((rows, peer_series(&points)))
-}
-
 /// Runs `bench --index hnsw` (see the module docs).
 pub(super) fn run(
     args: &BenchArgs,
@@ -233,50 +199,6 @@ pub(super) fn run(
         ms
     };
 
-    let (peer_rows, peer_lines, peer_note) = match (&args.data, args.peers.as_str()) {
-        (Some(dir), p) if p != "none" => match peers(args, dir) {
-            Ok((rows, lines)) => (rows, lines, None),
-            Err(e) => (
-                Vec::new(),
-                Vec::new(),
-                Some(format!("peers not measured: {e}")),
-            ),
-        },
-        (None, p) if p != "none" => (
-            Vec::new(),
-            Vec::new(),
-            Some("peers not measured: they run on --data datasets only".to_string()),
-        ),
-        _ => (Vec::new(), Vec::new(), None),
-    };
-
-    let mut series = vec![Series {
-        label: format!(
-            "sqlite-vector hnsw (M={}, efC={})",
-            params.m, params.ef_construction
-        ),
-        points: ours
-            .iter()
-            .filter_map(|(ef, p)| ef.map(|ef| (p.recall, 1e6 / p.mean, format!("ef={ef}"))))
-            .collect(),
-    }];
-    let exact_pass = &ours[0].1;
-    series.push(Series {
-        label: "sqlite-vector exact".into(),
-        points: vec![(exact_pass.recall, 1e6 / exact_pass.mean, "exact".into())],
-    });
-    series.extend(peer_lines);
-    let plot_path = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("bench-hnsw-{name}.svg")));
-    let title = format!(
-        "{name}: {} × {dim}, {metric}, k = {}, one thread",
-        base.rows, args.k
-    );
-    write_recall_qps_svg(&plot_path, &title, &series)
-        .map_err(|e| Failure::internal(format!("writing the plot: {e}")))?;
-
     let rows: Vec<Value> = ours
         .iter()
         .map(|(ef, p)| {
@@ -291,15 +213,12 @@ pub(super) fn run(
                 "open_first_query_ms": open_first_query_ms,
                 "index_bytes": index.bytes_in_memory, "arena_bytes": stats.bytes_in_memory,
                 "raw_vector_bytes": stats.raw_vector_bytes, "bytes_on_disk": stats.bytes_on_disk,
-                "plot": plot_path.display().to_string(),
+                "query_set": match args.queries { super::Queries::Full => "full", super::Queries::Short => "short" },
             })
         })
         .collect();
-    if let Some(note) = &peer_note {
-        eprintln!("sqlite-vector bench: {note}");
-    }
     if args.json {
-        for r in rows.iter().chain(&peer_rows) {
+        for r in &rows {
             println!("{r}");
         }
         return Ok(());
@@ -331,18 +250,5 @@ pub(super) fn run(
             1e6 / p.mean
         );
     }
-    for r in &peer_rows {
-        println!(
-            "  {:<22} {:>6} {:>10.4} {:>8.0} {:>8.0} {:>8.0} {:>9.0}",
-            r["peer"].as_str().unwrap_or("?"),
-            r["ef_search"],
-            r["recall_at_k"].as_f64().unwrap_or(f64::NAN),
-            r["p50_us"].as_f64().unwrap_or(f64::NAN),
-            r["p95_us"].as_f64().unwrap_or(f64::NAN),
-            r["p99_us"].as_f64().unwrap_or(f64::NAN),
-            r["qps"].as_f64().unwrap_or(f64::NAN),
-        );
-    }
-    println!("  plot: {}", plot_path.display());
     Ok(())
 }

@@ -141,6 +141,15 @@ pub(crate) fn corrupt_item(id: &str, e: Error) -> Error {
     }
 }
 
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .before_close();
+    }
+}
+
 impl Shard {
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)

@@ -1,5 +1,5 @@
-//! The peer HNSW libraries' recall/QPS points for `bench --index hnsw`, measured in the same run
-//! as ours by `tools/peer_sweep.py` (which reuses the shared peer harness `peers.py`: its
+//! The peer libraries' recall/QPS points for `sqlite-vector-bench hnsw` and `exact`, measured in
+//! the same run as ours by `tools/peer_sweep.py` with the same k, M, ef_construction and query set (which reuses the shared peer harness `peers.py`: its
 //! adapters, single-thread environment and timing loop; see the script's docstring).
 //!
 //! [`run_peer_sweep`] runs the script with the peers' Python (a venv with numpy, hnswlib,
@@ -31,8 +31,8 @@ const STDERR_TAIL_LINES: usize = 20;
 pub struct PeerPoint {
     /// Library key as given to `--libs`: `hnswlib`, `usearch` or `usearch-f32`.
     pub lib: String,
-    /// Search expansion (hnswlib `ef`, usearch `expansion_search`).
-    pub ef_search: usize,
+    /// Search expansion (hnswlib `ef`, usearch `expansion_search`); `None` for an exact library.
+    pub ef_search: Option<usize>,
     /// recall@10 against the exact ground truth, by ids, mean over the queries, in [0, 1].
     pub recall10: f64,
     /// Median single-query latency, µs (Python call included).
@@ -90,10 +90,28 @@ pub enum PeerError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs `python script --data DATA --libs L1,L2 --ef E1,E2 --metric METRIC --k 10` and returns
-/// its points, in output order (library by library, ef ascending as given).
+/// The parameters of one peer run: those of the sqlite-vector run it is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepParams {
+    /// The harness's metric name: `cos` or `l2`.
+    pub metric: String,
+    /// Neighbours per query (recall@k).
+    pub k: usize,
+    /// Query set: `""` for `queries.npy`, `"short"` for `queries_short.npy`.
+    pub qset: String,
+    /// HNSW `M` (hnswlib `M`, usearch `connectivity`).
+    pub m: usize,
+    /// HNSW `ef_construction` (usearch `expansion_add`).
+    pub ef_construction: usize,
+    /// `ef_search` values to sweep (ignored by exact libraries).
+    pub efs: Vec<usize>,
+}
+
+/// Runs `python script --data DATA --libs L1,L2 --ef E1,E2 --metric M --k K --qset Q --m M
+/// --ef-construction C` and returns its points, in output order (library by library, ef
+/// ascending as given).
 ///
-/// `metric` is the harness's name: `cos` or `l2`. The script's stderr (progress, a few lines per
+/// The script's stderr (progress, a few lines per
 /// library and ef) is copied to ours as it comes. This takes minutes on a real data set: each
 /// library builds its index once (single thread) then times every query at every ef. With no
 /// `libs` nothing is run and no points are returned.
@@ -108,8 +126,7 @@ pub fn run_peer_sweep(
     script: &Path,
     data: &Path,
     libs: &[String],
-    efs: &[usize],
-    metric: &str,
+    params: &SweepParams,
 ) -> Result<Vec<PeerPoint>, PeerError> {
     if libs.is_empty() {
         return Ok(Vec::new());
@@ -119,7 +136,8 @@ pub fn run_peer_sweep(
             path: script.to_owned(),
         });
     }
-    let efs = efs
+    let efs = params
+        .efs
         .iter()
         .map(usize::to_string)
         .collect::<Vec<_>>()
@@ -128,8 +146,17 @@ pub fn run_peer_sweep(
         .arg(script)
         .arg("--data")
         .arg(data)
-        .args(["--libs", &libs.join(","), "--ef", &efs, "--metric", metric])
-        .args(["--k", "10"])
+        .args([
+            "--libs",
+            &libs.join(","),
+            "--ef",
+            &efs,
+            "--metric",
+            &params.metric,
+        ])
+        .args(["--k", &params.k.to_string(), "--qset", &params.qset])
+        .args(["--m", &params.m.to_string()])
+        .args(["--ef-construction", &params.ef_construction.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -227,9 +254,14 @@ pub fn peer_series(points: &[PeerPoint]) -> Vec<Series> {
                 series.len() - 1
             }
         };
-        series[idx]
-            .points
-            .push((p.recall10, p.qps, format!("ef={}", p.ef_search)));
+        series[idx].points.push((
+            p.recall10,
+            p.qps,
+            match p.ef_search {
+                Some(ef) => format!("ef={ef}"),
+                None => "exact".into(),
+            },
+        ));
     }
     series
 }
@@ -300,7 +332,7 @@ mod tests {
         let points = parse_points(&text).unwrap();
         assert_eq!(points.len(), 2);
         assert_eq!(points[0].lib, "hnswlib");
-        assert_eq!(points[0].ef_search, 16);
+        assert_eq!(points[0].ef_search, Some(16));
         assert_eq!(points[0].insert_vps, Some(13468.0));
         assert_eq!(points[1].recall10, 0.994);
         assert_eq!(points[1].insert_vps, None);
@@ -382,6 +414,55 @@ mod tests {
         assert!(script.ends_with(SCRIPT) && script.is_file(), "{script:?}");
     }
 
+    fn sweep(efs: &[usize]) -> SweepParams {
+        SweepParams {
+            metric: "cos".into(),
+            k: 10,
+            qset: String::new(),
+            m: 16,
+            ef_construction: 200,
+            efs: efs.to_vec(),
+        }
+    }
+
+    /// The script gets the run's parameters: the same k, M, ef_construction and query set as
+    /// the sqlite-vector run it is compared with.
+    #[cfg(unix)]
+    #[test]
+    fn the_script_gets_the_runs_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = fake_script(dir.path(), "echo \"args: $*\" >&2\nexit 1\n");
+        let params = SweepParams {
+            metric: "l2".into(),
+            k: 5,
+            qset: "short".into(),
+            m: 32,
+            ef_construction: 100,
+            efs: vec![8, 40],
+        };
+        let err = run_peer_sweep(
+            Path::new("sh"),
+            &script,
+            dir.path(),
+            &["hnswlib".into()],
+            &params,
+        )
+        .unwrap_err();
+        let PeerError::ScriptFailed { stderr_tail, .. } = err else {
+            panic!("{err}")
+        };
+        for want in [
+            "--ef 8,40",
+            "--metric l2",
+            "--k 5",
+            "--qset short",
+            "--m 32",
+            "--ef-construction 100",
+        ] {
+            assert!(stderr_tail.contains(want), "{want}: {stderr_tail}");
+        }
+    }
+
     /// A fake "python" (`sh`) running a shell script stands in for the venv.
     #[cfg(unix)]
     fn fake_script(dir: &Path, body: &str) -> PathBuf {
@@ -402,8 +483,7 @@ mod tests {
             &script,
             dir.path(),
             &libs,
-            &[16, 64],
-            "cos",
+            &sweep(&[16, 64]),
         )
         .unwrap();
         assert_eq!(points.len(), 2);
@@ -421,8 +501,7 @@ mod tests {
             &script,
             dir.path(),
             &["hnswlib".into()],
-            &[16],
-            "cos",
+            &sweep(&[16]),
         )
         .unwrap_err();
         match &err {
@@ -450,8 +529,7 @@ mod tests {
             &script,
             dir.path(),
             &libs,
-            &[16],
-            "cos",
+            &sweep(&[16]),
         )
         .unwrap_err();
         assert!(matches!(err, PeerError::PythonNotFound { .. }), "{err}");
@@ -460,13 +538,12 @@ mod tests {
             &dir.path().join("nope.py"),
             dir.path(),
             &libs,
-            &[16],
-            "cos",
+            &sweep(&[16]),
         )
         .unwrap_err();
         assert!(matches!(err, PeerError::ScriptNotFound { .. }), "{err}");
         assert!(
-            run_peer_sweep(Path::new("sh"), &script, dir.path(), &[], &[16], "cos")
+            run_peer_sweep(Path::new("sh"), &script, dir.path(), &[], &sweep(&[16]))
                 .unwrap()
                 .is_empty()
         );
