@@ -5,16 +5,16 @@
 //! search borrows one for its SQLite reads and returns it. An in-memory shard has no second
 //! connection to open: its reads borrow the writer's ([`Reader::Shared`]).
 //!
-//! With the feature `threads`, checkpoints move off the write path. SQLite's automatic
-//! checkpoint copies the WAL into the database file inside the commit that crosses 1,000 pages,
-//! and most of its cost is the fsync of a WAL that `synchronous=NORMAL` never synced (16 MB at
-//! 16 KiB pages: ≈ 6 ms here), which is the tail of single-insert latency. Instead a WAL hook
-//! records the WAL's size after each commit; past [`CHECKPOINT_PAGES`] the writer asks one
-//! process-wide background thread for a `PASSIVE` checkpoint (it copies frames and syncs without
-//! blocking writers or readers), and once that has copied all but [`FINISH_PAGES`] frames the
-//! writer finishes the job itself: a checkpoint of the few frames left (two small fsyncs), after
-//! which the next write starts the WAL over, so the file stays bounded and is rewritten in place.
-//! A WAL past [`INLINE_CHECKPOINT_PAGES`] (the thread cannot keep up) is checkpointed inline.
+//! Checkpoints. A WAL hook records the WAL's size after each commit (every file shard). When a
+//! write burst fills the WAL past [`CHECKPOINT_PAGES`] the writer checkpoints inline, as
+//! SQLite's own automatic checkpoint would: most of that cost is the fsync of a WAL that
+//! `synchronous=NORMAL` never synced (16 MB at 16 KiB pages, ≈ 6 ms here). With the feature
+//! `threads`, the common case never gets there: past [`IDLE_CHECKPOINT_PAGES`] the writer asks
+//! one process-wide background thread for a `PASSIVE` checkpoint, which it runs once the shard
+//! has seen no commit for [`IDLE`], so it neither delays a write nor competes with a burst of
+//! them for the disk (measured: a checkpoint's fsyncs running beside a burst of single inserts
+//! raised their p99 2.5×); the next write then starts the WAL over, so the file stays small and
+//! is rewritten in place. An agent's writes (a few per second) never pay for a checkpoint.
 
 use std::path::PathBuf;
 #[cfg(feature = "threads")]
@@ -31,14 +31,14 @@ use crate::schema;
 
 /// Idle readers a shard keeps open.
 const IDLE_READERS: usize = 2;
-/// WAL pages after which a background checkpoint is requested (SQLite's own default).
+/// WAL pages past which the writer checkpoints inline (SQLite's own default).
 pub(super) const CHECKPOINT_PAGES: u32 = 1000;
-/// Frames not yet copied by the background checkpoint below which the writer finishes it.
+/// WAL pages past which a background checkpoint is asked for, to run when the shard is idle.
 #[cfg(feature = "threads")]
-const FINISH_PAGES: u32 = 64;
-/// WAL pages after which the writer checkpoints itself.
+const IDLE_CHECKPOINT_PAGES: u32 = 128;
+/// How long a shard must see no commit before its background checkpoint runs.
 #[cfg(feature = "threads")]
-const INLINE_CHECKPOINT_PAGES: u32 = 16 * CHECKPOINT_PAGES;
+const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The write side: the writer connection and its id generator.
 pub(super) struct Writer {
@@ -48,102 +48,88 @@ pub(super) struct Writer {
     /// `PRAGMA data_version` of the writer when it last caught up: while it stays the same, no
     /// other connection has committed.
     pub(super) seen_data_version: Option<i64>,
-    /// WAL pages after the last commit, from the WAL hook (`None`: SQLite checkpoints inline).
-    #[cfg(feature = "threads")]
+    /// WAL pages after the last commit, from the WAL hook (`None` for an in-memory shard).
     wal_pages: Option<Arc<AtomicU32>>,
 }
 
 impl Writer {
-    /// The writer of `db` (already configured), with WAL checkpoints moved off the write path
-    /// when the shard is a file and the `threads` feature is on.
+    /// The writer of `db` (already configured); a file shard's WAL checkpoints follow the
+    /// module docs.
     pub(super) fn new(db: Connection, seed: u64, file: bool) -> Result<Writer> {
-        #[cfg(feature = "threads")]
-        {
-            let mut db = db;
-            let wal_pages = if file {
-                let pages = Arc::new(AtomicU32::new(0));
-                let hook = Arc::clone(&pages);
-                // Replaces SQLite's automatic checkpoint (itself a WAL hook).
-                db.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n| {
-                    hook.store(u32::try_from(n).unwrap_or(0), Ordering::Relaxed);
-                    Ok(())
-                }))?;
-                Some(pages)
-            } else {
-                None
-            };
-            Ok(Writer {
-                db,
-                rng: seed | 1,
-                seen_data_version: None,
-                wal_pages,
-            })
-        }
-        #[cfg(not(feature = "threads"))]
-        {
-            let _ = file;
-            Ok(Writer {
-                db,
-                rng: seed | 1,
-                seen_data_version: None,
-            })
-        }
+        let mut db = db;
+        let wal_pages = if file {
+            let pages = Arc::new(AtomicU32::new(0));
+            let hook = Arc::clone(&pages);
+            // Replaces SQLite's automatic checkpoint (itself a WAL hook).
+            db.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n| {
+                hook.store(u32::try_from(n).unwrap_or(0), Ordering::Relaxed);
+                Ok(())
+            }))?;
+            Some(pages)
+        } else {
+            None
+        };
+        Ok(Writer {
+            db,
+            rng: seed | 1,
+            seen_data_version: None,
+            wal_pages,
+        })
     }
 
     /// After a commit: see the module docs.
     pub(super) fn after_commit(&self, readers: &Readers) {
-        #[cfg(feature = "threads")]
-        if let (Some(pages), Some(pool)) = (&self.wal_pages, &readers.0) {
-            let n = pages.load(Ordering::Relaxed);
-            if n < CHECKPOINT_PAGES {
-                return;
-            }
-            // Frames the background checkpoint copied in this WAL (0 once the WAL started over).
-            let copied = pool.copied.load(Ordering::Acquire);
-            let copied = if copied > n { 0 } else { copied };
-            let queued = pool.checkpoint_queued.load(Ordering::Acquire);
-            if n >= INLINE_CHECKPOINT_PAGES || (!queued && n - copied <= FINISH_PAGES) {
-                // Best effort: a checkpoint that cannot finish now (readers on old frames) is
-                // tried again after a later commit.
-                if checkpoint(&self.db).unwrap_or(false) {
-                    pool.copied.store(0, Ordering::Release);
-                }
-            } else {
+        let (Some(pages), Some(pool)) = (&self.wal_pages, &readers.0) else {
+            return;
+        };
+        let n = pages.load(Ordering::Relaxed);
+        if n >= CHECKPOINT_PAGES {
+            // Best effort: a checkpoint that cannot finish now (readers on old frames) is tried
+            // again after a later commit.
+            let _ = checkpoint(&self.db);
+        } else {
+            #[cfg(feature = "threads")]
+            if n >= IDLE_CHECKPOINT_PAGES {
                 checkpointer::request(pool);
             }
+            #[cfg(not(feature = "threads"))]
+            let _ = pool;
         }
-        #[cfg(not(feature = "threads"))]
-        let _ = readers;
+        #[cfg(feature = "threads")]
+        pool.touched
+            .store(checkpointer::now_us(), Ordering::Release);
     }
 
-    /// When the handle closes: checkpoint a WAL past [`CHECKPOINT_PAGES`] (closing under
-    /// `normal` otherwise leaves the WAL for the next open to read through; a small one costs
-    /// nothing to keep, a big one slows every read until it is checkpointed).
+    /// When the handle closes: a WAL past [`IDLE_CHECKPOINT_PAGES`] (an eighth of
+    /// [`CHECKPOINT_PAGES`] without `threads`) is copied into the database file and truncated,
+    /// unless another connection is using it. Closing under `normal` otherwise leaves the WAL
+    /// for the next open: a small one costs nothing to keep, but a big one would be read
+    /// through until checkpointed, and the next open forgets what was already copied, so its
+    /// first write would pay for a checkpoint of all of it.
     pub(super) fn before_close(&self) {
         #[cfg(feature = "threads")]
+        let big = IDLE_CHECKPOINT_PAGES;
+        #[cfg(not(feature = "threads"))]
+        let big = CHECKPOINT_PAGES / 8;
         if self
             .wal_pages
             .as_ref()
-            .is_some_and(|p| p.load(Ordering::Relaxed) >= CHECKPOINT_PAGES)
+            .is_some_and(|p| p.load(Ordering::Relaxed) >= big)
         {
-            let _ = checkpoint(&self.db);
+            // Best effort, without waiting for other connections.
+            let _ = self.db.busy_timeout(std::time::Duration::ZERO);
+            let _ = self
+                .db
+                .query_row(schema::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
         }
     }
 }
 
-/// Runs a `PASSIVE` checkpoint on `db`: frames in the WAL and frames copied into the database
-/// file.
-#[cfg_attr(not(feature = "threads"), allow(dead_code))]
-fn checkpoint_frames(db: &Connection) -> rusqlite::Result<(i64, i64)> {
-    db.prepare_cached(schema::CHECKPOINT_PASSIVE)?
-        .query_row([], |r| Ok((r.get(1)?, r.get(2)?)))
-}
-
-/// [`checkpoint_frames`]; `true` when every frame of the WAL is in the database file (the next
-/// write starts the WAL over).
-#[cfg_attr(not(feature = "threads"), allow(dead_code))]
+/// Runs a `PASSIVE` checkpoint on `db`; `true` when every frame of the WAL is in the database
+/// file (the next write starts the WAL over).
 fn checkpoint(db: &Connection) -> rusqlite::Result<bool> {
-    checkpoint_frames(db).map(|(log, done)| log <= done)
+    db.prepare_cached(schema::CHECKPOINT_PASSIVE)?
+        .query_row([], |r| Ok(r.get::<_, i64>(1)? <= r.get::<_, i64>(2)?))
 }
 
 /// The read side: a pool of reader connections for a file shard, nothing for an in-memory one
@@ -160,9 +146,9 @@ pub(super) struct ReadPool {
     /// A background checkpoint is queued or running.
     #[cfg(feature = "threads")]
     checkpoint_queued: AtomicBool,
-    /// WAL frames the last background checkpoint copied into the database file.
+    /// When the writer last committed (µs on the checkpointer's clock).
     #[cfg(feature = "threads")]
-    copied: AtomicU32,
+    touched: std::sync::atomic::AtomicU64,
 }
 
 /// One reader connection.
@@ -184,7 +170,7 @@ impl ReadPool {
             #[cfg(feature = "threads")]
             checkpoint_queued: AtomicBool::new(false),
             #[cfg(feature = "threads")]
-            copied: AtomicU32::new(0),
+            touched: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -282,15 +268,40 @@ impl Shard {
 
 #[cfg(feature = "threads")]
 mod checkpointer {
-    //! One process-wide thread running the checkpoints the writers ask for.
+    //! One process-wide thread running the checkpoints the writers ask for, each once its shard
+    //! has been idle for [`IDLE`].
 
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::{channel, Sender};
     use std::sync::{Arc, OnceLock, Weak};
+    use std::time::{Duration, Instant};
 
-    use super::{checkpoint_frames, ReadPool};
+    use super::{checkpoint, ReadPool, IDLE};
 
     static QUEUE: OnceLock<Option<Sender<Weak<ReadPool>>>> = OnceLock::new();
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+    /// Microseconds on the checkpointer's monotonic clock.
+    pub(super) fn now_us() -> u64 {
+        EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+    }
+
+    /// Checkpoints `pool`'s file once it has seen no commit for [`IDLE`].
+    fn run_when_idle(pool: &ReadPool) {
+        loop {
+            let idle = now_us().saturating_sub(pool.touched.load(Ordering::Acquire));
+            let wait = (IDLE.as_micros() as u64).saturating_sub(idle);
+            if wait == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(wait));
+        }
+        // Best effort: a failed checkpoint is asked for again by a later commit.
+        if let Ok(conn) = pool.take() {
+            let _ = checkpoint(&conn.db);
+            pool.give_back(conn);
+        }
+    }
 
     /// Queues a `PASSIVE` checkpoint of `pool`'s file (once until it has run).
     pub(super) fn request(pool: &Arc<ReadPool>) {
@@ -303,16 +314,10 @@ mod checkpointer {
                 .name("sqlite-vector-checkpoint".into())
                 .spawn(move || {
                     for job in rx {
-                        let Some(pool) = job.upgrade() else { continue };
-                        // Best effort: a failed checkpoint is asked for again by a later commit.
-                        if let Ok(conn) = pool.take() {
-                            if let Ok((_, copied)) = checkpoint_frames(&conn.db) {
-                                let copied = u32::try_from(copied).unwrap_or(0);
-                                pool.copied.store(copied, Ordering::Release);
-                            }
-                            pool.give_back(conn);
+                        if let Some(pool) = job.upgrade() {
+                            run_when_idle(&pool);
+                            pool.checkpoint_queued.store(false, Ordering::Release);
                         }
-                        pool.checkpoint_queued.store(false, Ordering::Release);
                     }
                 })
                 .ok()
@@ -320,8 +325,7 @@ mod checkpointer {
         });
         match queue {
             Some(tx) if tx.send(Arc::downgrade(pool)).is_ok() => {}
-            // No thread (it could not be started): the writer's inline checkpoint at
-            // INLINE_CHECKPOINT_PAGES remains.
+            // No thread (it could not be started): the writer's inline checkpoint remains.
             _ => pool.checkpoint_queued.store(false, Ordering::Release),
         }
     }

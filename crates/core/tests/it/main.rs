@@ -4,6 +4,7 @@ mod api;
 mod bad_input;
 mod concurrency;
 mod durability;
+mod fixtures;
 mod index;
 mod manager;
 mod query;
