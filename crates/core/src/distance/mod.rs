@@ -70,6 +70,10 @@ use std::sync::OnceLock;
 /// enabled), the safe wrappers that check slice lengths, and the `static KERNELS` table.
 /// `Kernels::for_isa` must hand the table out only after run-time detection confirmed every
 /// feature in `$features`.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(unused_macros)
+)]
 macro_rules! f32_kernels {
     ($isa:expr, $ops:ty, $features:literal) => {
         /// This ISA's kernel family.

@@ -3,8 +3,8 @@
 //! With the feature `fts5-api` (default), [`api`] ranks through an FTS5 auxiliary function
 //! registered with SQLite's C API: the exact top k of `bm25()` with MaxScore pruning and
 //! per-connection caches (see its docs). Without it (builds whose SQLite exposes no FTS5 C API
-//! to Rust), the ranking is FTS5's own `ORDER BY bm25(items_fts)`: the same scores, more work
-//! per query.
+//! to Rust), the ranking is FTS5's own `ORDER BY bm25(items_fts)` over the same words (those in
+//! at least half of the items dropped first): the same scores and order, more work per query.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
@@ -23,6 +23,7 @@ pub(crate) struct QueryWord<'a> {
 }
 
 /// What [`rank`] needs from the shard's state.
+#[cfg_attr(not(feature = "fts5-api"), allow(dead_code))]
 pub(crate) struct RankInput<'a> {
     /// The shard version the connection's snapshot shows (`State::last_seq`).
     pub version: i64,
@@ -55,12 +56,31 @@ pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f
     }
     #[cfg(not(feature = "fts5-api"))]
     {
+        use rusqlite::OptionalExtension;
+        // The same words as the fast ranking: those in at least half of the live items are
+        // dropped (their IDF is floored to 1e-6), all but the first if every word is.
+        let df = |w: &QueryWord<'_>| -> Result<i64> {
+            Ok(db
+                .prepare_cached(crate::schema::FTS_TERM_DF)?
+                .query_row([&w.folded], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
+        };
+        let mut kept = Vec::with_capacity(input.words.len());
+        for w in input.words {
+            if 2 * df(w)? <= input.n_live {
+                kept.push(w.text);
+            }
+        }
+        if kept.is_empty() {
+            kept.push(input.words[0].text);
+        }
         let sql = crate::schema::fts_rank(
             "-bm25(items_fts)",
             input.filter.as_ref().map(|(e, _)| e.as_str()),
             input.k,
         );
-        let mut values = vec![SqlValue::Text(or_query(input.words.iter().map(|w| w.text)))];
+        let mut values = vec![SqlValue::Text(or_query(kept.into_iter()))];
         if let Some((_, v)) = &input.filter {
             values.extend(v.iter().cloned());
         }

@@ -17,9 +17,7 @@
 //! is rewritten in place. An agent's writes (a few per second) never pay for a checkpoint.
 
 use std::path::PathBuf;
-#[cfg(feature = "threads")]
-use std::sync::atomic::AtomicU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};

@@ -103,7 +103,7 @@ pub(super) fn map_foreign(path: &Path, e: rusqlite::Error) -> Error {
             ErrorCode::CannotOpen => {
                 return Error::Io(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    format!("cannot open {}", path.display()),
+                    format!("no shard file at {} (cannot open it)", path.display()),
                 ))
             }
             _ => {}
@@ -454,13 +454,20 @@ impl Shard {
     /// [`Error::ProfileMismatch`] naming both values when the existing shard differs.
     pub fn open_or_create(path: impl AsRef<Path>, profile: &Profile) -> Result<Shard> {
         let path = path.as_ref();
-        if file_exists(path).unwrap_or(false) {
-            let shard = Self::open_with(path, Some(profile.durability))?;
-            shard.profile.check_compatible(profile)?;
-            Ok(shard)
-        } else {
-            Self::create(path, profile)
-        }
+        let opened = match file_exists(path) {
+            Some(false) => return Self::create(path, profile),
+            Some(true) => Self::open_with(path, Some(profile.durability)),
+            // Without file metadata: open, and create when there is nothing to open.
+            None => match Self::open_with(path, Some(profile.durability)) {
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Self::create(path, profile)
+                }
+                r => r,
+            },
+        };
+        let shard = opened?;
+        shard.profile.check_compatible(profile)?;
+        Ok(shard)
     }
 
     fn read_profile(db: &Connection) -> Result<(Profile, u32)> {

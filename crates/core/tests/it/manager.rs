@@ -705,6 +705,7 @@ fn file_without_catalog_row_is_replaced() {
 }
 
 #[test]
+#[cfg(feature = "file-locks")] // without file locks, one process is assumed to own the root
 fn no_recovery_while_another_manager_has_the_root_open() {
     let dir = tempfile::tempdir().unwrap();
     let first = manager(dir.path());
