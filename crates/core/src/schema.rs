@@ -156,8 +156,8 @@ pub const INSERT_ITEM: &str =
 /// Look up a row by external id: rowid, causal length.
 pub const FIND_BY_ID: &str = "SELECT rowid, cl FROM items WHERE id = ?1";
 
-/// Look up a row's version by external id: rowid, causal length, hlc, site id.
-pub const FIND_VERSION: &str = "SELECT rowid, cl, hlc, site_id FROM items WHERE id = ?1";
+/// Look up a row's version by external id: rowid, causal length, hlc, site id, vector.
+pub const FIND_VERSION: &str = "SELECT rowid, cl, hlc, site_id, vector FROM items WHERE id = ?1";
 
 /// A live row's text and metadata JSON by rowid (to rebuild its full-text row after an update).
 pub const GET_TEXT_FIELDS: &str = "SELECT text, json(metadata) FROM items WHERE rowid = ?1";

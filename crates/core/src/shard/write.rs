@@ -549,21 +549,23 @@ impl WriteTx<'_> {
         let seen = self.seen.entry(change.site_id).or_insert(change.hlc);
         *seen = (*seen).max(change.hlc);
         self.hlc = self.hlc.max(change.hlc);
-        let stored: Option<(i64, Version)> = self
+        let blob = change.vector.as_deref().map(codec::as_blob);
+        // The stored version, and whether the stored vector is the incoming one (a change of
+        // metadata or text only leaves the arena and the graph as they are).
+        let stored: Option<(i64, Version, bool)> = self
             .db
             .prepare_cached(schema::FIND_VERSION)?
             .query_row([&change.id], |r| {
-                let site: Vec<u8> = r.get(3)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    site,
-                ))
+                let site_id = SiteId::from_slice(r.get_ref(3)?.as_blob()?);
+                let same = match (r.get_ref(4)?.as_blob_or_null()?, &blob) {
+                    (Some(old), Some(new)) => old == &new[..],
+                    _ => false,
+                };
+                Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, site_id, same))
             })
             .optional()?
-            .map(|(rowid, cl, hlc, site)| {
-                let site_id = SiteId::from_slice(&site).map_err(|_| {
+            .map(|(rowid, cl, hlc, site_id, same)| {
+                let site_id = site_id.map_err(|_| {
                     Error::Corrupt(format!("item {:?} has a bad site id", change.id))
                 })?;
                 Ok::<_, Error>((
@@ -573,6 +575,7 @@ impl WriteTx<'_> {
                         hlc,
                         site_id,
                     },
+                    same,
                 ))
             })
             .transpose()?;
@@ -583,7 +586,7 @@ impl WriteTx<'_> {
         }
         let seq = self.seq + 1;
         let site = &change.site_id.0[..];
-        let blob = change.vector.as_deref().map(codec::as_blob);
+        let same_vector = stored.as_ref().is_some_and(|s| s.1.is_alive() && s.2);
         let (rowid, was_alive) = match stored {
             None => {
                 exec(
@@ -602,7 +605,7 @@ impl WriteTx<'_> {
                 )?;
                 (checked_new_rowid(self.db.last_insert_rowid())?, false)
             }
-            Some((rowid, v)) => {
+            Some((rowid, v, _)) => {
                 if change.is_alive() {
                     exec(
                         self.db,
@@ -641,6 +644,7 @@ impl WriteTx<'_> {
         })();
         self.finish(indexed)?;
         match &change.vector {
+            Some(_) if change.is_alive() && same_vector => {}
             Some(v) if change.is_alive() => self.ops.push(Op::Put {
                 rowid,
                 id: change.id.clone(),
