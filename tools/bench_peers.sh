@@ -16,8 +16,9 @@ OUT=${OUT:-$ROOT/bench-out}
 ROUNDS=${ROUNDS:-2}
 LIBS=${LIBS:-faiss,sqlite-vec}
 mkdir -p "$OUT"
-[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p sqlite-vector-cli
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p sqlite-vector-cli -p sqlite-vector-bench
 BIN=$ROOT/target/release/sqlite-vector
+TOOL=$ROOT/target/release/sqlite-vector-bench
 uptime | tee "$OUT/uptime-start.txt"
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round: sqlite-vector exact, cosine"
@@ -29,9 +30,12 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round: peers ($LIBS), cosine"
   (cd "$PEERS" && "$PY" peers.py --data "$DATA" --libs "$LIBS" --metrics cos --out "$OUT/peers.jsonl" >/dev/null)
   tail -n "$(echo "$LIBS" | tr ',' '\n' | wc -l)" "$OUT/peers.jsonl"
-  echo "== round $round: sqlite-vector hnsw sweep + hnswlib/usearch sweep (tools/peer_sweep.py), plot"
-  "$BIN" bench --data "$DATA" --index hnsw --ef-search 16,32,64,128,256 --peers hnswlib,usearch \
-    --peers-python "$PY" --plot "$OUT/hnsw-debian-minilm-round$round.svg" --json | tee -a "$OUT/hnsw.jsonl"
+  echo "== round $round: sqlite-vector hnsw sweep + hnswlib/usearch with the same k, M, efC, queries, plot"
+  "$TOOL" hnsw --data "$DATA" --ef-search 16,32,64,128,256 --peers hnswlib,usearch \
+    --peers-python "$PY" --sqlite-vector "$BIN" --plot "$OUT/hnsw-debian-minilm-round$round.svg" \
+    --json | tee -a "$OUT/hnsw.jsonl"
+  echo "== round $round: search throughput, 2 threads, alone and with a writer"
+  "$TOOL" concurrent --data "$DATA" --threads 2 --seconds 5 --json | tee -a "$OUT/concurrent.jsonl"
 done
 echo "== known-item (vector, BM25, hybrid)"
 "$BIN" bench --data "$DATA" --known-item --json | tee -a "$OUT/known-item.jsonl"
