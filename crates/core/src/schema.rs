@@ -227,9 +227,10 @@ pub const ROLLBACK: &str = "ROLLBACK";
 /// Copies WAL frames into the database file without blocking writers or readers: `busy`,
 /// frames in the log, frames checkpointed.
 pub const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
-/// Copies every WAL frame into the database file and truncates the WAL to zero bytes (waits for
-/// readers and writers: run it with a short busy timeout).
-pub const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+/// Copies every WAL frame into the database file and starts the WAL over, keeping the file (the
+/// next writes overwrite it in place; waits for readers and writers: run it with a short busy
+/// timeout).
+pub const CHECKPOINT_RESTART: &str = "PRAGMA wal_checkpoint(RESTART)";
 
 // ------------------------------------------------------------------ sync
 

@@ -99,8 +99,9 @@ impl Writer {
     }
 
     /// When the handle closes: a WAL past [`IDLE_CHECKPOINT_PAGES`] (an eighth of
-    /// [`CHECKPOINT_PAGES`] without `threads`) is copied into the database file and truncated,
-    /// unless another connection is using it. Closing under `normal` otherwise leaves the WAL
+    /// [`CHECKPOINT_PAGES`] without `threads`) is copied into the database file and started
+    /// over (the file is kept, so the next writes overwrite it in place instead of growing a
+    /// new one), unless another connection is using it. Closing under `normal` otherwise leaves the WAL
     /// for the next open: a small one costs nothing to keep, but a big one would be read
     /// through until checkpointed, and the next open forgets what was already copied, so its
     /// first write would pay for a checkpoint of all of it.
@@ -118,7 +119,7 @@ impl Writer {
             let _ = self.db.busy_timeout(std::time::Duration::ZERO);
             let _ = self
                 .db
-                .query_row(schema::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
+                .query_row(schema::CHECKPOINT_RESTART, [], |_| Ok(()));
         }
     }
 }

@@ -546,9 +546,6 @@ impl WriteTx<'_> {
         // `{}` is stored as NULL, as for a local write.
         let metadata = change.metadata.as_deref().filter(|_| !empty_meta);
         let incoming = change.version();
-        let seen = self.seen.entry(change.site_id).or_insert(change.hlc);
-        *seen = (*seen).max(change.hlc);
-        self.hlc = self.hlc.max(change.hlc);
         let blob = change.vector.as_deref().map(codec::as_blob);
         // The stored version, and whether the stored vector is the incoming one (a change of
         // metadata or text only leaves the arena and the graph as they are).
@@ -580,8 +577,14 @@ impl WriteTx<'_> {
             })
             .transpose()?;
         match merge(stored.as_ref().map(|s| &s.1), &incoming) {
-            Merge::Stale => return Ok(Applied::Stale),
-            Merge::Duplicate => return Ok(Applied::Duplicate),
+            Merge::Stale => {
+                self.saw(change);
+                return Ok(Applied::Stale);
+            }
+            Merge::Duplicate => {
+                self.saw(change);
+                return Ok(Applied::Duplicate);
+            }
             Merge::Apply => {}
         }
         let seq = self.seq + 1;
@@ -643,6 +646,7 @@ impl WriteTx<'_> {
             Ok(())
         })();
         self.finish(indexed)?;
+        self.saw(change);
         match &change.vector {
             Some(_) if change.is_alive() && same_vector => {}
             Some(v) if change.is_alive() => self.ops.push(Op::Put {
@@ -654,6 +658,14 @@ impl WriteTx<'_> {
             _ => {}
         }
         Ok(Applied::Applied)
+    }
+
+    /// Records a change as received: its HLC in `sync_seen` at commit, and the local clock past
+    /// it.
+    fn saw(&mut self, change: &Change) {
+        let seen = self.seen.entry(change.site_id).or_insert(change.hlc);
+        *seen = (*seen).max(change.hlc);
+        self.hlc = self.hlc.max(change.hlc);
     }
 
     /// Checks a remote change; returns its metadata parsed when the shard indexes metadata
