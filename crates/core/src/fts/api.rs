@@ -236,20 +236,12 @@ fn run(
         let v = df.map_or(COUNT, |n| n as f64);
         dfs.extend_from_slice(&v.to_le_bytes());
     }
-    let sql = schema::fts_rank(
+    super::ranked(
+        db,
+        input,
         "sqlite_vector_bm25(items_fts, ?)",
-        input.filter.as_ref().map(|(e, _)| e.as_str()),
-        input.k,
-    );
-    let mut values = vec![SqlValue::Blob(dfs), SqlValue::Text(expr)];
-    if let Some((_, v)) = &input.filter {
-        values.extend(v.iter().cloned());
-    }
-    let mut stmt = db.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        vec![SqlValue::Blob(dfs), SqlValue::Text(expr)],
+    )
 }
 
 // ------------------------------------------------------------------ per-connection state

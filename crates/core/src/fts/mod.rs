@@ -75,19 +75,35 @@ pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f
         if kept.is_empty() {
             kept.push(input.words[0].text);
         }
-        let sql = crate::schema::fts_rank(
+        ranked(
+            db,
+            input,
             "-bm25(items_fts)",
-            input.filter.as_ref().map(|(e, _)| e.as_str()),
-            input.k,
-        );
-        let mut values = vec![SqlValue::Text(or_query(kept.into_iter()))];
-        if let Some((_, v)) = &input.filter {
-            values.extend(v.iter().cloned());
-        }
-        let mut stmt = db.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            vec![SqlValue::Text(or_query(kept.into_iter()))],
+        )
     }
+}
+
+/// Runs the ranking query of [`crate::schema::fts_rank`] with the scoring expression `score`:
+/// `values` are its leading parameters (the score's, then the MATCH expression's), the filter's
+/// follow.
+fn ranked(
+    db: &Connection,
+    input: &RankInput<'_>,
+    score: &str,
+    mut values: Vec<SqlValue>,
+) -> Result<Vec<(i64, f64)>> {
+    let sql = crate::schema::fts_rank(
+        score,
+        input.filter.as_ref().map(|(e, _)| e.as_str()),
+        input.k,
+    );
+    if let Some((_, v)) = &input.filter {
+        values.extend(v.iter().cloned());
+    }
+    let mut stmt = db.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
