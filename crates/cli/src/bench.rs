@@ -128,8 +128,10 @@ pub struct BenchArgs {
     #[arg(long, requires = "shards")]
     root: Option<PathBuf>,
     /// Known-item retrieval instead: rank each `known_item.jsonl` query's target among the base
-    /// texts by vector (known_item_queries.npy), BM25 and hybrid (RRF, k = 60) search, and report
-    /// MRR@10, hit@1, hit@10 and p50 latency per ranking.
+    /// texts by vector (known_item_queries.npy), BM25, hybrid (the default fusion, DBSF) and
+    /// hybrid by RRF (k = 60), and report MRR@10, hit@1, hit@10 and p50 latency per ranking,
+    /// and 95 % bootstrap intervals of hybrid's MRR@10 minus the better single ranking's and
+    /// minus RRF's.
     #[arg(long, requires = "data")]
     known_item: bool,
     /// With --known-item: embed the base texts and the query texts with this model instead of
@@ -292,14 +294,20 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
     let build_s = t.elapsed().as_secs_f64();
     let params = SearchParams::k(10);
     let hybrid = HybridParams::default();
+    let rrf = HybridParams {
+        fusion: sqlite_vector::Fusion::Rrf,
+        ..HybridParams::default()
+    };
     let mut out = Vec::new();
-    for ranking in ["vector", "text", "hybrid"] {
+    let mut all_ranks: Vec<(&str, Vec<Option<usize>>, f64)> = Vec::new();
+    for ranking in ["vector", "text", "hybrid", "rrf"] {
         let run_one = |i: usize| -> CliResult<Vec<sqlite_vector::Hit>> {
             let (q, v) = (&set.items[i], queries[i].as_slice());
             Ok(match ranking {
                 "vector" => shard.search(v, &params)?,
                 "text" => shard.search_text(&q.query, &params)?,
-                _ => shard.search_hybrid(v, &q.query, &params, &hybrid)?,
+                "hybrid" => shard.search_hybrid(v, &q.query, &params, &hybrid)?,
+                _ => shard.search_hybrid(v, &q.query, &params, &rrf)?,
             })
         };
         for i in 0..args.warmup.min(set.items.len()) {
@@ -315,6 +323,7 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
             ranks.push(hits.iter().position(|h| h.id == target).map(|p| p + 1));
         }
         let score = KnownItemScore::from_ranks(&ranks);
+        all_ranks.push((ranking, ranks, score.mrr_at_10));
         out.push(json!({
             "ranking": ranking,
             "queries": set.items.len(),
@@ -327,7 +336,31 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
             "build_s": build_s,
             "vectors": vectors,
             "embed_s": embed_s,
-            "rrf_k": if ranking == "hybrid" { Some(hybrid.rrf_k) } else { None },
+            "fusion": match ranking { "hybrid" => Some("dbsf"), "rrf" => Some("rrf"), _ => None },
+            "rrf_k": if ranking == "rrf" { Some(rrf.rrf_k) } else { None },
+        }));
+    }
+    // The default against the better single ranking and against RRF: paired bootstrap of the
+    // MRR@10 difference over the queries.
+    let find = |name: &str| all_ranks.iter().find(|r| r.0 == name).expect("ranked");
+    let best_single = if find("vector").2 >= find("text").2 {
+        "vector"
+    } else {
+        "text"
+    };
+    for (other, label) in [
+        (best_single, "hybrid - best single"),
+        ("rrf", "hybrid - rrf"),
+    ] {
+        let (diff, lo, hi) = sqlite_vector_dataset::bootstrap_mrr_diff(
+            &find("hybrid").1,
+            &find(other).1,
+            2000,
+            0xB007_57A9,
+        );
+        out.push(json!({
+            "compare": label, "against": other, "mrr_at_10_diff": diff, "ci95": [lo, hi],
+            "resamples": 2000, "vectors": vectors,
         }));
     }
     if args.json {
@@ -345,7 +378,17 @@ fn known_item(args: &BenchArgs, dir: &Path) -> CliResult {
             "  {:<8} {:>8} {:>7} {:>8} {:>9}",
             "ranking", "MRR@10", "hit@1", "hit@10", "p50 µs"
         );
-        for o in out {
+        for o in &out {
+            if let Some(label) = o["compare"].as_str() {
+                println!(
+                    "  {label} ({}): MRR@10 {:+.4}, 95 % CI [{:+.4}, {:+.4}]",
+                    o["against"].as_str().unwrap_or(""),
+                    o["mrr_at_10_diff"].as_f64().unwrap_or(f64::NAN),
+                    o["ci95"][0].as_f64().unwrap_or(f64::NAN),
+                    o["ci95"][1].as_f64().unwrap_or(f64::NAN)
+                );
+                continue;
+            }
             println!(
                 "  {:<8} {:>8.3} {:>7.3} {:>8.3} {:>9.0}",
                 o["ranking"].as_str().unwrap_or(""),

@@ -131,7 +131,7 @@ struct SearchArgs {
     /// model, which then embeds the text).
     #[arg(long)]
     text: Option<String>,
-    /// How to rank: vector, text (BM25) or hybrid (both fused by RRF). Default: hybrid for text
+    /// How to rank: vector, text (BM25) or hybrid (both fused, see --fusion). Default: hybrid for text
     /// with a vector or on text shards, text for text on shards of raw vectors, vector for a
     /// vector alone (the same rule as the MCP server's `search`).
     #[arg(long, conflicts_with = "hybrid")]
@@ -139,7 +139,12 @@ struct SearchArgs {
     /// Same as --mode hybrid.
     #[arg(long, requires = "text")]
     hybrid: bool,
-    /// RRF constant for --hybrid.
+    /// How hybrid search fuses its two rankings: dbsf (z-scores of both exact scores over the
+    /// candidates, summed: 0 is the candidates' average, each standard deviation above it in a
+    /// ranking adds 1) or rrf (reciprocal rank fusion, Σ 1/(rrf_k + rank)).
+    #[arg(long, default_value = "dbsf")]
+    fusion: sqlite_vector::Fusion,
+    /// RRF constant for --fusion rrf.
     #[arg(long, default_value_t = 60.0)]
     rrf_k: f32,
     /// Number of hits.
@@ -151,7 +156,7 @@ struct SearchArgs {
     /// Metric override: cosine, l2 or dot.
     #[arg(long)]
     metric: Option<Metric>,
-    /// Keep hits with score ≥ this (cosine, dot, BM25, RRF).
+    /// Keep hits with score ≥ this (cosine, dot, BM25, or hybrid's fused score).
     #[arg(long)]
     min_score: Option<f32>,
     /// HNSW beam width for this search (shards with an index; default: the index's).
@@ -359,6 +364,7 @@ fn search(args: SearchArgs) -> CliResult {
         ..SearchParams::default()
     };
     let fusion = HybridParams {
+        fusion: args.fusion,
         rrf_k: args.rrf_k,
         ..HybridParams::default()
     };
@@ -444,11 +450,32 @@ fn search(args: SearchArgs) -> CliResult {
         } else {
             "distance"
         };
-        println!("{:>4}  {:>9}  id", "rank", label);
+        let hybrid = result.mode == sqlite_vector::Mode::Hybrid;
+        if hybrid {
+            // The fused score and its parts (BM25 "-": none of the words is in the item).
+            println!(
+                "{:>4}  {:>9}  {:>9}  {:>9}  id",
+                "rank", "fused", "vector", "bm25"
+            );
+        } else {
+            println!("{:>4}  {:>9}  id", "rank", label);
+        }
         for (i, h) in result.hits.iter().enumerate() {
-            match &h.shard {
-                Some(s) => println!("{:>4}  {:>9.4}  {s}:{}", i + 1, h.hit.score, h.hit.id),
-                None => println!("{:>4}  {:>9.4}  {}", i + 1, h.hit.score, h.hit.id),
+            let id = match &h.shard {
+                Some(s) => format!("{s}:{}", h.hit.id),
+                None => h.hit.id.clone(),
+            };
+            match (hybrid, h.hit.hybrid) {
+                (true, Some(p)) => {
+                    let bm25 = p.text_score.map_or("-".to_string(), |t| format!("{t:.4}"));
+                    println!(
+                        "{:>4}  {:>9.4}  {:>9.4}  {bm25:>9}  {id}",
+                        i + 1,
+                        h.hit.score,
+                        p.vector_score
+                    );
+                }
+                _ => println!("{:>4}  {:>9.4}  {id}", i + 1, h.hit.score),
             }
         }
         eprintln!(

@@ -91,20 +91,49 @@ fn create_import_search_get_delete_stats() {
     let out = ok(&["search", p(&db), "--text", "goroutines", "--json"]);
     let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(hits[0]["id"], "b");
-    let out = ok(&[
-        "search",
-        p(&db),
-        "--vector",
-        "[1, 0, 0]",
-        "--text",
-        "ownership",
-        "--hybrid",
-        "--json",
-    ]);
-    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hybrid = |extra: &[&str]| {
+        let mut args = vec![
+            "search",
+            p(&db),
+            "--vector",
+            "[1, 0, 0]",
+            "--text",
+            "ownership",
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let hits: serde_json::Value = serde_json::from_str(&hybrid(&["--hybrid", "--json"])).unwrap();
     assert_eq!(
         hits[0]["id"], "7",
         "first in text, second in vector: fused first"
+    );
+    // Hybrid hits carry their parts (BM25 null where no word matches); the table shows them.
+    let all = hits.as_array().unwrap();
+    assert!(all.iter().all(|h| h["vector_score"].is_number()), "{hits}");
+    assert!(all.iter().any(|h| h["text_score"].is_null()), "{hits}");
+    assert!(hits[0]["text_score"].as_f64().unwrap() > 0.0);
+    let table = hybrid(&["--k", "3"]);
+    assert!(table.contains("fused") && table.contains("bm25"), "{table}");
+    let rrf = hybrid(&["--fusion", "rrf", "--json"]);
+    let rrf: serde_json::Value = serde_json::from_str(&rrf).unwrap();
+    assert!(
+        rrf[0]["score"].as_f64().unwrap() < 0.04,
+        "RRF scores: {rrf}"
+    );
+    fails(
+        &[
+            "search",
+            p(&db),
+            "--vector",
+            "[1, 0, 0]",
+            "--text",
+            "x",
+            "--fusion",
+            "max",
+        ],
+        2,
+        "unknown fusion",
     );
 
     let item: serde_json::Value = serde_json::from_str(&ok(&["get", p(&db), "a"])).unwrap();

@@ -63,6 +63,7 @@ pub mod distance;
 mod error;
 pub mod filter;
 mod fts;
+pub mod fusion;
 pub mod hnsw;
 pub mod index;
 pub mod manager;
@@ -78,6 +79,7 @@ pub use change::{Applied, Change, SiteHead, SiteId};
 pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
+pub use fusion::Fusion;
 pub use hnsw::HnswParams;
 pub use index::{IndexStats, PlannerParams, Quantization, SearchPath};
 pub use manager::{
@@ -86,8 +88,8 @@ pub use manager::{
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
 pub use query::{Mode, Query, QueryHit, QueryResult, Scope};
 pub use shard::{
-    rrf_fuse, Hit, HybridParams, Item, NewItem, OpenOptions, SearchParams, Shard, Stats, Update,
-    WriteTx, MAX_EF_SEARCH,
+    Hit, HybridParams, HybridScores, Item, NewItem, OpenOptions, SearchParams, Shard, Stats,
+    Update, WriteTx, MAX_EF_SEARCH,
 };
 pub use sqlfn::register_functions;
 

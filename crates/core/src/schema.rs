@@ -74,6 +74,12 @@ pub const CREATE_ITEMS_SEQ_INDEX: &str = "CREATE INDEX items_seq ON items(seq)";
 pub const CREATE_ITEMS_FTS: &str = "CREATE VIRTUAL TABLE items_fts USING fts5(\
      text, fields, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')";
 
+/// The tokenizer of [`CREATE_ITEMS_FTS`] and its arguments, for code that tokenizes text as the
+/// index does (hybrid search's re-scoring).
+pub const FTS_TOKENIZER: &std::ffi::CStr = c"unicode61";
+/// Arguments of [`FTS_TOKENIZER`], as in [`CREATE_ITEMS_FTS`].
+pub const FTS_TOKENIZER_ARGS: [&std::ffi::CStr; 2] = [c"remove_diacritics", c"2"];
+
 /// Per-term document counts of [`CREATE_ITEMS_FTS`] (an `fts5vocab` view, no storage of its own).
 pub const CREATE_ITEMS_FTS_VOCAB: &str =
     "CREATE VIRTUAL TABLE items_fts_vocab USING fts5vocab(items_fts, row)";
@@ -162,6 +168,10 @@ pub const FIND_VERSION: &str = "SELECT rowid, cl, hlc, site_id, vector FROM item
 /// A live row's text and metadata JSON by rowid (to rebuild its full-text row after an update).
 pub const GET_TEXT_FIELDS: &str = "SELECT text, json(metadata) FROM items WHERE rowid = ?1";
 
+/// A live row's text and metadata (JSON) by rowid (no row for a tombstone).
+pub const GET_LIVE_TEXT_FIELDS: &str =
+    "SELECT text, json(metadata) FROM items WHERE rowid = ?1 AND cl % 2 = 1";
+
 /// Revive a tombstone or overwrite a live row by rowid (`?1`); `?2` is the new causal length.
 pub const OVERWRITE_ITEM: &str = "UPDATE items SET vector = ?3, metadata = jsonb(?4), text = ?5, \
      hlc = ?6, site_id = ?7, cl = ?2, seq = ?8 WHERE rowid = ?1";
@@ -190,6 +200,10 @@ pub const GET_HIT: &str =
 
 /// Fetch the payload of a live row by external id (for fused hits).
 pub const GET_PAYLOAD: &str = "SELECT json(metadata), text FROM items WHERE id = ?1 AND cl % 2 = 1";
+
+/// A live item's metadata (JSON) and text by rowid.
+pub const GET_PAYLOAD_BY_ROWID: &str =
+    "SELECT json(metadata), text FROM items WHERE rowid = ?1 AND cl % 2 = 1";
 
 /// The first live item whose vector BLOB is missing or not `?1` bytes long.
 pub const FIND_BAD_VECTOR: &str = "SELECT id FROM items WHERE cl % 2 = 1 AND \
@@ -246,6 +260,9 @@ pub const SYNC_SEEN_ALL: &str = "SELECT site_id, hlc FROM sync_seen ORDER BY sit
 /// Index a row's text (`?2`) and searchable field values (`?3`) under its rowid (`?1`).
 pub const FTS_INSERT: &str = "INSERT INTO items_fts (rowid, text, fields) VALUES (?1, ?2, ?3)";
 
+/// Merges all segments of the full-text index into one (FTS5's `optimize` command).
+pub const FTS_OPTIMIZE: &str = "INSERT INTO items_fts (items_fts) VALUES ('optimize')";
+
 /// Remove a row from the full-text index.
 pub const FTS_DELETE: &str = "DELETE FROM items_fts WHERE rowid = ?1";
 
@@ -255,6 +272,8 @@ pub const FTS_TERM_DF: &str = "SELECT doc FROM items_fts_vocab WHERE term = ?1";
 pub const FTS_TOTALS: &str = "SELECT block FROM items_fts_data WHERE id = 1";
 /// Every indexed row's per-column token counts (varints).
 pub const FTS_ALL_LENGTHS: &str = "SELECT id, sz FROM items_fts_docsize";
+/// Whether the full-text index holds any row.
+pub const FTS_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM items_fts_docsize)";
 /// One row's per-column token counts.
 pub const FTS_ONE_LENGTH: &str = "SELECT sz FROM items_fts_docsize WHERE id = ?1";
 /// Rows changed after a version (the `items_seq` index).
@@ -280,6 +299,15 @@ pub fn fts_rank(score: &str, filter_expr: Option<&str>, k: usize) -> String {
     }
     sql.push_str(&format!(" ORDER BY s DESC, rowid LIMIT {k}"));
     sql
+}
+
+/// The BM25 scores (`score`, as in [`fts_rank`]) of the rows among a JSON array of rowids (the
+/// last parameter) that match the FTS5 expression; a row holding none of its words is absent.
+pub fn fts_score_rows(score: &str) -> String {
+    format!(
+        "SELECT rowid, {score} FROM items_fts WHERE items_fts MATCH ? \
+         AND rowid IN (SELECT value FROM json_each(?))"
+    )
 }
 
 // ------------------------------------------------------------------ HNSW shadow tables

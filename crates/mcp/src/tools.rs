@@ -17,8 +17,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlite_vector::{
-    ErrorKind, Filter, HnswParams, Metric, Mode, NewItem, Profile, Query, Scope, SearchParams,
-    Shard, ShardManager, Update,
+    ErrorKind, Filter, Fusion, HnswParams, HybridParams, Metric, Mode, NewItem, Profile, Query,
+    Scope, SearchParams, Shard, ShardManager, Update,
 };
 use sqlite_vector_embed::{EmbedError, Embedder};
 
@@ -165,6 +165,9 @@ pub struct SearchArgs {
     /// with a text query on text shards (and with text and a vector), `text` with a text query
     /// on shards of raw vectors, `vector` with only a vector.
     pub mode: Option<String>,
+    /// How `hybrid` fuses its two rankings: `dbsf` (default: z-scores of both scores over the
+    /// candidates, summed) or `rrf` (reciprocal rank fusion, Σ 1/(60 + rank)).
+    pub fusion: Option<String>,
 }
 
 /// Arguments of `get` and `delete`.
@@ -283,9 +286,16 @@ pub struct InsertBatchOut {
 pub struct HitOut {
     /// The item's id.
     pub id: String,
-    /// Similarity (cosine, dot: higher is closer), L2 distance (lower is closer) or the fused
-    /// rank score (text, hybrid).
+    /// Similarity (cosine, dot: higher is closer), L2 distance (lower is closer), BM25 (text)
+    /// or the fused score (hybrid: with `dbsf`, 0 is the candidates' average and each standard
+    /// deviation above it in a ranking adds 1).
     pub score: f32,
+    /// Hybrid only: the item's vector score (cosine or dot similarity, or L2 distance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_score: Option<f32>,
+    /// Hybrid only: the item's BM25 score; null when none of the query's words is in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_score: Option<Option<f32>>,
     /// The item's metadata.
     pub metadata: Value,
     /// The item's text.
@@ -435,7 +445,8 @@ Example: {\"shard\": \"notes\", \"items\": [{\"text\": \"first fact\"}, {\"id\":
         title: "Search",
         description: "Find the items most relevant to a query in one shard (`shard`), several (`shards`) or all under a name prefix (`prefix`). \
 `mode`: `vector` (by meaning), `text` (by keywords, BM25) or `hybrid` (both fused; the default for a text query on text shards; on shards of raw vectors a text query searches by keywords). \
-Optional `filter` on metadata, e.g. {\"topic\": \"ops\"} or {\"stars\": {\"$gte\": 3}}; `min_score` drops weak hits. Hits come best first with id, score, metadata and text. \
+Hybrid hits carry `vector_score` (similarity), `text_score` (BM25, null when no query word is in the item) and `score`, their fusion: with the default `fusion` `dbsf` it sums how many standard deviations each part is above the candidates' average, so 0 is average and 2 is strong; `fusion` `rrf` ranks by reciprocal rank instead. \
+Optional `filter` on metadata, e.g. {\"topic\": \"ops\"} or {\"stars\": {\"$gte\": 3}}; `min_score` drops hits scoring below it (on the fused scale in hybrid mode, e.g. 1.0). Hits come best first with id, score, metadata and text. \
 Not for fetching a known id (use get). Example: {\"shard\": \"notes\", \"text\": \"where is the deploy key?\", \"k\": 5}.",
         input: schema::<SearchArgs>,
         output: schema::<SearchOut>,
@@ -889,6 +900,12 @@ or create a text shard with shard_create without `dim`"
             self.check_vector("query vector", v)?;
         }
         let mode = a.mode.as_deref().map(str::parse::<Mode>).transpose()?;
+        let fusion = a
+            .fusion
+            .as_deref()
+            .map(str::parse::<Fusion>)
+            .transpose()?
+            .unwrap_or_default();
         let mut params = SearchParams::k(k);
         params.min_score = a.min_score;
         if let Some(f) = &a.filter {
@@ -923,6 +940,11 @@ or create a text shard with shard_create without `dim`"
         let text_shards =
             !profiles.is_empty() && profiles.iter().all(|(_, p)| p.embedding_model.is_some());
         let mode = Mode::resolve(mode, a.text.is_some(), a.vector.is_some(), text_shards)?;
+        if a.fusion.is_some() && mode != Mode::Hybrid {
+            return Err(user(format!(
+                "`fusion` applies to hybrid search; this search is in mode {mode}"
+            )));
+        }
         let vector = match (mode, a.vector, &a.text) {
             (Mode::Text, _, _) => None,
             (_, Some(v), _) => Some(v),
@@ -943,6 +965,10 @@ or create a text shard with shard_create without `dim`"
         };
         let query = Query::new(mode, vector, a.text)
             .with_params(params)
+            .with_fusion(HybridParams {
+                fusion,
+                ..HybridParams::default()
+            })
             .with_scope(scope);
         let result = self.manager.query(&query)?;
         out(SearchOut {
@@ -951,6 +977,8 @@ or create a text shard with shard_create without `dim`"
                 .hits
                 .into_iter()
                 .map(|h| HitOut {
+                    vector_score: h.hit.hybrid.map(|p| p.vector_score),
+                    text_score: h.hit.hybrid.map(|p| p.text_score),
                     id: h.hit.id,
                     score: h.hit.score,
                     metadata: h.hit.metadata,
@@ -1130,6 +1158,74 @@ mod tests {
         assert!(s
             .call("shard_create", json!({"name": "bad", "index": "yes"}))
             .is_err());
+    }
+
+    #[test]
+    fn hybrid_hits_show_their_parts_and_fusion_is_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        s.call("shard_create", json!({"name": "n"})).unwrap();
+        s.call(
+            "insert_batch",
+            json!({"shard": "n", "items": [
+                {"id": "a", "text": "rust async runtime"},
+                {"id": "b", "text": "tokio schedules tasks"},
+                {"id": "c", "text": "a tour of go"}
+            ]}),
+        )
+        .unwrap();
+        let r = s
+            .call("search", json!({"shard": "n", "text": "rust runtime"}))
+            .unwrap();
+        assert_eq!(r["mode"], "hybrid");
+        let hits = r["hits"].as_array().unwrap();
+        assert_eq!(hits[0]["id"], "a");
+        assert!(hits[0]["text_score"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(hits[0]["vector_score"].as_f64().unwrap() > 0.0, "{r}");
+        // An item without the query's words: a BM25 of null, not 0 or absent.
+        let c = hits.iter().find(|h| h["id"] == "c").unwrap();
+        assert!(
+            c["text_score"].is_null() && c.get("text_score").is_some(),
+            "{c}"
+        );
+        // The fused DBSF scores of three candidates sum to 0; RRF's are all positive.
+        let sum: f64 = hits.iter().map(|h| h["score"].as_f64().unwrap()).sum();
+        assert!(sum.abs() < 1e-4, "{r}");
+        let rrf = s
+            .call(
+                "search",
+                json!({"shard": "n", "text": "rust runtime", "fusion": "rrf"}),
+            )
+            .unwrap();
+        assert!(rrf["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["score"].as_f64().unwrap() > 0.0 && h["score"].as_f64().unwrap() < 0.04));
+        // min_score on the fused scale.
+        let top = s
+            .call(
+                "search",
+                json!({"shard": "n", "text": "rust runtime", "min_score": 0.5}),
+            )
+            .unwrap();
+        let top = top["hits"].as_array().unwrap();
+        assert!(!top.is_empty() && top.len() < 3);
+        // Vector and text hits carry no parts.
+        let v = s
+            .call(
+                "search",
+                json!({"shard": "n", "text": "rust runtime", "mode": "vector"}),
+            )
+            .unwrap();
+        assert!(v["hits"][0].get("vector_score").is_none());
+        for bad in [
+            json!({"shard": "n", "text": "rust", "fusion": "max"}),
+            json!({"shard": "n", "text": "rust", "mode": "text", "fusion": "rrf"}),
+        ] {
+            let err = s.call("search", bad.clone()).unwrap_err().unwrap();
+            assert!(err.contains("fusion"), "{bad}: {err}");
+        }
     }
 
     /// An embedder that is down: its failure is internal (JSON-RPC -32603), never a fallback.

@@ -37,6 +37,85 @@ pub(crate) struct RankInput<'a> {
     pub words: &'a [QueryWord<'a>],
 }
 
+/// The query words of `text` (see [`crate::shard::query_words`]), as FTS5 will see them.
+pub(crate) fn words(text: &str) -> Result<Vec<QueryWord<'_>>> {
+    Ok(crate::shard::query_words(text)?
+        .into_iter()
+        .map(|w| QueryWord {
+            text: w,
+            folded: w.to_lowercase(),
+        })
+        .collect())
+}
+
+/// The BM25 scores of the live rows `rowids` for the query of `input` (same words, same
+/// arithmetic as [`rank`]), as `(rowid, score)`; a row holding none of the words is absent.
+/// `fields` are the shard's searchable metadata fields. `input.k` and `input.filter` are not
+/// used.
+pub(crate) fn score_rows(
+    db: &Connection,
+    input: &RankInput<'_>,
+    rowids: &[i64],
+    fields: &[String],
+) -> Result<Vec<(i64, f64)>> {
+    if rowids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[cfg(feature = "fts5-api")]
+    {
+        api::score_rows(db, input, rowids, fields)
+    }
+    #[cfg(not(feature = "fts5-api"))]
+    {
+        // One MATCH per row: FTS5 runs the expression for each rowid of the list.
+        let _ = fields;
+        let kept = plain_kept_words(db, input)?;
+        let values = [
+            SqlValue::Text(or_query(kept.into_iter())),
+            SqlValue::Text(serde_json::to_string(rowids)?),
+        ];
+        rows_of(
+            db,
+            &crate::schema::fts_score_rows("-bm25(items_fts)"),
+            &values,
+        )
+    }
+}
+
+/// The words of `input` that are in fewer than half of the live items (all but the first if
+/// every word is): FTS5 floors the IDF of the others to 1e-6, and they only make it visit
+/// nearly every row.
+#[cfg(not(feature = "fts5-api"))]
+fn plain_kept_words<'w>(db: &Connection, input: &RankInput<'w>) -> Result<Vec<&'w str>> {
+    use rusqlite::OptionalExtension;
+    let df = |w: &QueryWord<'_>| -> Result<i64> {
+        Ok(db
+            .prepare_cached(crate::schema::FTS_TERM_DF)?
+            .query_row([&w.folded], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    };
+    let mut kept = Vec::with_capacity(input.words.len());
+    for w in input.words {
+        if 2 * df(w)? <= input.n_live {
+            kept.push(w.text);
+        }
+    }
+    if kept.is_empty() {
+        kept.push(input.words[0].text);
+    }
+    Ok(kept)
+}
+
+/// Runs a query of `(rowid, score)` rows.
+pub(super) fn rows_of(db: &Connection, sql: &str, values: &[SqlValue]) -> Result<Vec<(i64, f64)>> {
+    let mut stmt = db.prepare_cached(sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The FTS5 expression matching any of `words`, each quoted (FTS5 syntax in user text is never
 /// interpreted; the words contain no quotes, see `query_words`).
 fn or_query<'w>(words: impl Iterator<Item = &'w str>) -> String {
@@ -56,25 +135,7 @@ pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f
     }
     #[cfg(not(feature = "fts5-api"))]
     {
-        use rusqlite::OptionalExtension;
-        // The same words as the fast ranking: those in at least half of the live items are
-        // dropped (their IDF is floored to 1e-6), all but the first if every word is.
-        let df = |w: &QueryWord<'_>| -> Result<i64> {
-            Ok(db
-                .prepare_cached(crate::schema::FTS_TERM_DF)?
-                .query_row([&w.folded], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0))
-        };
-        let mut kept = Vec::with_capacity(input.words.len());
-        for w in input.words {
-            if 2 * df(w)? <= input.n_live {
-                kept.push(w.text);
-            }
-        }
-        if kept.is_empty() {
-            kept.push(input.words[0].text);
-        }
+        let kept = plain_kept_words(db, input)?;
         ranked(
             db,
             input,
@@ -87,7 +148,7 @@ pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f
 /// Runs the ranking query of [`crate::schema::fts_rank`] with the scoring expression `score`:
 /// `values` are its leading parameters (the score's, then the MATCH expression's), the filter's
 /// follow.
-fn ranked(
+pub(super) fn ranked(
     db: &Connection,
     input: &RankInput<'_>,
     score: &str,
@@ -101,9 +162,5 @@ fn ranked(
     if let Some((_, v)) = &input.filter {
         values.extend(v.iter().cloned());
     }
-    let mut stmt = db.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows_of(db, &sql, &values)
 }

@@ -2,13 +2,14 @@
 //! merged into one top k; text search merged by BM25; hybrid search fused by RRF over the
 //! merged rankings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{validate_name, MultiSearch, ShardFailure, ShardHit, ShardManager, Targets};
 use crate::error::{Error, Result};
-use crate::profile::Profile;
-use crate::shard::{Hit, HybridParams, SearchParams, Shard};
+use crate::fusion::{fuse, Candidate};
+use crate::profile::{Metric, Profile};
+use crate::shard::{Hit, HybridParams, HybridScores, SearchParams, Shard};
 
 impl ShardManager {
     /// The exact top `params.k` over the named shards, merged; see [`ShardManager::search`].
@@ -92,9 +93,12 @@ impl ShardManager {
     }
 
     /// Hybrid search across shards: the merged vector ranking and the merged BM25 ranking of
-    /// the targets (top `hybrid.candidates` of each) fused by reciprocal rank fusion, as
-    /// [`Shard::search_hybrid`] does within a shard. Scores are fused RRF scores. The rankings
-    /// carry ids only; metadata and text are read for the returned hits alone (when
+    /// the targets (the top [`HybridParams::candidates_for`]`(k)` of each), their union re-scored
+    /// in each candidate's shard so that every candidate has both exact scores, and one fusion
+    /// over the union ([`crate::fusion`]), as [`Shard::search_hybrid`] does within a shard. BM25
+    /// statistics are each shard's own; DBSF then standardises each kind of score over the
+    /// whole union, so the fused scores of hits from different shards are on one scale. The
+    /// rankings carry ids only; metadata and text are read for the returned hits alone (when
     /// [`SearchParams::payload`] is set).
     ///
     /// # Errors
@@ -107,70 +111,137 @@ impl ShardManager {
         params: &SearchParams,
         hybrid: &HybridParams,
     ) -> Result<MultiSearch> {
-        hybrid.validate(params.k)?;
-        let sub = SearchParams {
-            k: hybrid.candidates,
-            min_score: None,
-            max_distance: None,
-            payload: false,
-            ..params.clone()
-        };
-        let by_vector = self.search(targets, query, &sub)?;
-        let by_text = self.search_text(
-            targets,
-            text,
-            &SearchParams {
-                metric: None,
-                ..sub
-            },
-        )?;
-        // Fuse on (shard, id): the same id in two shards is two items.
-        let keyed = |m: MultiSearch| -> (Vec<Hit>, Vec<ShardFailure>) {
-            let hits = m
-                .hits
-                .into_iter()
-                .map(|h| Hit {
-                    id: format!("{}\u{0}{}", h.shard, h.hit.id),
-                    ..h.hit
-                })
-                .collect();
-            (hits, m.failures)
-        };
-        let (v, mut failures) = keyed(by_vector);
-        let (t, more) = keyed(by_text);
-        for f in more {
+        let (sub, text_sub) = hybrid.rankings(params)?;
+        let (by_vector, by_text) = crate::shard::both(
+            || self.search(targets, query, &sub),
+            || self.search_text(targets, text, &text_sub),
+        );
+        let (by_vector, by_text) = (by_vector?, by_text?);
+        let mut failures = by_vector.failures;
+        for f in by_text.failures {
             if !failures.iter().any(|g| g.shard == f.shard) {
                 failures.push(f);
             }
         }
-        let fused = crate::shard::rrf_fuse(
-            [(v, hybrid.vector_weight), (t, hybrid.text_weight)],
-            hybrid.rrf_k,
-            params.k,
-            params.min_score,
-        );
+        let metric = match (
+            params.metric,
+            by_vector.hits.first().or(by_text.hits.first()),
+        ) {
+            (Some(m), _) => m,
+            (None, Some(h)) => self.open_shard(&h.shard)?.profile().metric,
+            (None, None) => {
+                return Ok(MultiSearch {
+                    hits: Vec::new(),
+                    failures,
+                })
+            }
+        };
+        // The union, keyed by (shard, id): the same id in two shards is two items.
+        let mut cands: Vec<Candidate<(String, String)>> = Vec::new();
+        let mut at: HashMap<(String, String), usize> = HashMap::new();
+        for (rank, h) in by_vector.hits.into_iter().enumerate() {
+            let key = (h.shard, h.hit.id);
+            at.insert(key.clone(), cands.len());
+            cands.push(Candidate {
+                key,
+                vector: crate::shard::fusion_vector_score(metric, h.hit.score),
+                text: None,
+                vector_rank: Some(rank),
+                text_rank: None,
+            });
+        }
+        for (rank, h) in by_text.hits.into_iter().enumerate() {
+            let key = (h.shard, h.hit.id);
+            match at.get(&key) {
+                Some(&i) => {
+                    cands[i].text = Some(h.hit.score);
+                    cands[i].text_rank = Some(rank);
+                }
+                None => cands.push(Candidate {
+                    key,
+                    vector: f32::NAN,
+                    text: Some(h.hit.score),
+                    vector_rank: None,
+                    text_rank: Some(rank),
+                }),
+            }
+        }
+        // Both scores of every candidate, from its shard.
+        let mut by_shard: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, c) in cands.iter().enumerate() {
+            by_shard.entry(c.key.0.clone()).or_default().push(i);
+        }
+        for (name, idx) in &by_shard {
+            let ids: Vec<&str> = idx.iter().map(|&i| cands[i].key.1.as_str()).collect();
+            let parts = self
+                .open_shard(name)
+                .and_then(|s| s.hybrid_parts(query, metric, text, &ids));
+            match parts {
+                Ok(parts) => {
+                    for (&i, p) in idx.iter().zip(parts) {
+                        match p {
+                            Some((v, t)) => {
+                                cands[i].vector = v;
+                                cands[i].text = t;
+                            }
+                            // Deleted since its ranking.
+                            None => cands[i].vector = f32::NAN,
+                        }
+                    }
+                }
+                Err(e) => {
+                    for &i in idx {
+                        cands[i].vector = f32::NAN;
+                    }
+                    failures.push(ShardFailure {
+                        shard: name.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        cands.retain(|c| !c.vector.is_nan());
+        let fused = fuse(cands, &hybrid.fuse_params());
         let mut hits: Vec<ShardHit> = fused
             .into_iter()
-            .map(|h| {
-                let (shard, id) = h.id.split_once('\u{0}').expect("keyed above");
+            .filter(|(_, s)| params.min_score.is_none_or(|m| *s >= m))
+            .map(|(c, score)| {
+                let (shard, id) = c.key;
                 ShardHit {
-                    shard: shard.to_string(),
+                    shard,
                     hit: Hit {
-                        id: id.to_string(),
-                        ..h.clone()
+                        id,
+                        score,
+                        metadata: serde_json::Value::Null,
+                        text: None,
+                        hybrid: Some(HybridScores {
+                            vector_score: match metric {
+                                Metric::L2 => -c.vector,
+                                _ => c.vector,
+                            },
+                            text_score: c.text,
+                        }),
                     },
                 }
             })
             .collect();
-        if params.payload {
-            // One payload read per shard for its final hits; a hit deleted since its search is
-            // dropped (the rankings are not re-run).
-            let mut shards: Vec<&str> = hits.iter().map(|h| h.shard.as_str()).collect();
-            shards.sort_unstable();
-            shards.dedup();
+        if !params.payload {
+            hits.truncate(params.k);
+            return Ok(MultiSearch { hits, failures });
+        }
+        // One payload read per shard for the first hits; a hit deleted since its search is
+        // dropped and the next one takes its place.
+        let mut out = Vec::with_capacity(params.k);
+        let mut start = 0;
+        while out.len() < params.k && start < hits.len() {
+            let end = (start + params.k - out.len()).min(hits.len());
+            let window = &hits[start..end];
+            let mut names: Vec<&str> = window.iter().map(|h| h.shard.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
             let mut filled: HashMap<(String, String), Hit> = HashMap::new();
-            for name in shards {
-                let mine: Vec<Hit> = hits
+            for name in names {
+                let mine: Vec<Hit> = window
                     .iter()
                     .filter(|h| h.shard == name)
                     .map(|h| h.hit.clone())
@@ -187,18 +258,20 @@ impl ShardManager {
                     }),
                 }
             }
-            hits = hits
-                .into_iter()
-                .filter_map(|h| {
-                    let hit = filled.remove(&(h.shard.clone(), h.hit.id.clone()))?;
-                    Some(ShardHit {
-                        shard: h.shard,
+            for h in window {
+                if let Some(hit) = filled.remove(&(h.shard.clone(), h.hit.id.clone())) {
+                    out.push(ShardHit {
+                        shard: h.shard.clone(),
                         hit,
-                    })
-                })
-                .collect();
+                    });
+                }
+            }
+            start = end;
         }
-        Ok(MultiSearch { hits, failures })
+        Ok(MultiSearch {
+            hits: out,
+            failures,
+        })
     }
 
     /// Runs `search` on every target shard in parallel and merges the hits into one top `k`

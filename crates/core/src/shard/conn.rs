@@ -29,6 +29,8 @@ use crate::schema;
 
 /// Idle readers a shard keeps open.
 const IDLE_READERS: usize = 2;
+/// Fewest items written between two merges of the full-text index ([`Writer::after_write`]).
+pub(super) const MERGE_MIN_ITEMS: usize = 1000;
 /// WAL pages past which the writer checkpoints inline (SQLite's own default).
 pub(super) const CHECKPOINT_PAGES: u32 = 1000;
 /// WAL pages past which a background checkpoint is asked for, to run when the shard is idle.
@@ -48,6 +50,8 @@ pub(super) struct Writer {
     pub(super) seen_data_version: Option<i64>,
     /// WAL pages after the last commit, from the WAL hook (`None` for an in-memory shard).
     wal_pages: Option<Arc<AtomicU32>>,
+    /// Items written since the full-text index was last merged into one segment (since open).
+    pub(super) text_debt: usize,
 }
 
 impl Writer {
@@ -72,7 +76,28 @@ impl Writer {
             rng: seed | 1,
             seen_data_version: None,
             wal_pages,
+            text_debt: 0,
         })
+    }
+
+    /// After a commit of `written` items in a shard of `n_live`: merges the full-text index's
+    /// segments (FTS5 `optimize`) once the items written since the last merge reach a quarter
+    /// of the shard and at least [`MERGE_MIN_ITEMS`]. FTS5 adds a segment per transaction and
+    /// merges them only by level (`automerge`), so a query reads each word's postings from
+    /// several b-trees; one segment makes text search 13–43 % faster (25,000 debian texts
+    /// written by 1,000 or 10 per transaction, k = 100 and 10). The merge rewrites the whole
+    /// index (90 ms for those 25,000 texts) in its own transaction, after the commit (the write
+    /// is durable already; a merge that fails is retried after a later write); the quarter
+    /// bounds its cost to about four rewrites of each item's postings over the shard's life.
+    pub(super) fn after_write(&mut self, written: usize, n_live: usize) {
+        self.text_debt = self.text_debt.saturating_add(written);
+        if self.text_debt < MERGE_MIN_ITEMS.max(n_live / 4) {
+            return;
+        }
+        match self.db.execute_batch(schema::FTS_OPTIMIZE) {
+            Ok(()) => self.text_debt = 0,
+            Err(e) => tracing::debug!("merging the full-text index failed: {e}"),
+        }
     }
 
     /// After a commit: see the module docs.

@@ -61,14 +61,19 @@ use crate::profile::Profile;
 mod admin;
 mod catchup;
 mod conn;
+mod hybrid;
 mod open;
 mod read;
 mod types;
 mod write;
 
+pub(crate) use hybrid::{both, fusion_vector_score};
 pub use open::OpenOptions;
+pub(crate) use types::query_words;
+#[cfg(feature = "fts5-api")]
+pub(crate) use types::searchable_values;
 pub use types::{
-    rrf_fuse, Hit, HybridParams, Item, NewItem, SearchParams, Stats, Update, MAX_EF_SEARCH,
+    Hit, HybridParams, HybridScores, Item, NewItem, SearchParams, Stats, Update, MAX_EF_SEARCH,
     MAX_ID_BYTES, MAX_K, MAX_METADATA_BYTES, MAX_TEXT_BYTES,
 };
 pub use write::WriteTx;

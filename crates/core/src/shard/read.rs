@@ -18,9 +18,9 @@ use serde_json::Value;
 
 use super::catchup::max_seq;
 use super::conn::Reader;
-use super::types::{parse_metadata, query_words};
+use super::types::parse_metadata;
 use super::{corrupt_item, Shard, State, FILTER_CACHE};
-use super::{Hit, HybridParams, Item, SearchParams, MAX_EF_SEARCH, MAX_K};
+use super::{Hit, Item, SearchParams, MAX_EF_SEARCH, MAX_K};
 use crate::codec;
 use crate::distance;
 use crate::error::{Error, Result};
@@ -53,10 +53,10 @@ enum Candidates {
 
 /// A read transaction (one snapshot for several statements) on cached `BEGIN` / `COMMIT`
 /// statements: `Connection::transaction` prepares both anew every time, a few µs each.
-struct ReadSnapshot<'a>(&'a Connection);
+pub(super) struct ReadSnapshot<'a>(&'a Connection);
 
 impl<'a> ReadSnapshot<'a> {
-    fn begin(db: &'a Connection) -> Result<ReadSnapshot<'a>> {
+    pub(super) fn begin(db: &'a Connection) -> Result<ReadSnapshot<'a>> {
         db.prepare_cached(schema::BEGIN)?.execute([])?;
         Ok(ReadSnapshot(db))
     }
@@ -77,7 +77,7 @@ impl Drop for ReadSnapshot<'_> {
     }
 }
 
-fn racing(what: &str) -> Error {
+pub(super) fn racing(what: &str) -> Error {
     Error::Busy(format!(
         "{what} kept racing with another process's writes ({ATTEMPTS} attempts)"
     ))
@@ -126,44 +126,80 @@ impl Shard {
     ) -> Result<(Vec<Hit>, SearchPath)> {
         let metric = params.metric.unwrap_or(self.profile.metric);
         self.check_search(query, params, metric)?;
-        let q_norm = distance::norm(query);
-        let q_inv = if q_norm > 0.0 { 1.0 / q_norm } else { 0.0 };
-        let filter = params.filter.as_ref().filter(|f| !f.is_empty());
         for _attempt in 0..ATTEMPTS {
-            // Phase 1.
-            let slots = {
-                let mut reader = self.reader()?;
-                self.sync_reader(&mut reader)?;
-                match filter {
-                    Some(f) => match self.filter_slots(&reader, f)? {
-                        Some(s) => Some(s),
-                        None => continue,
-                    },
-                    None => None,
-                }
+            let Some((found, path)) = self.ranked_once(query, params, metric)? else {
+                continue;
             };
-            // Phase 2.
-            let (cands, path) = {
-                let st = self.read_state();
-                if slots.as_ref().is_some_and(|(v, _)| *v != st.version) {
-                    continue;
-                }
-                let only = slots.as_ref().map(|(_, s)| s.as_slice());
-                self.candidates(&st, metric, query, q_inv, params, only)?
-            };
-            // Phase 3.
             let reader = self.reader()?;
-            let found = match cands {
-                Candidates::Ranked(found) => found,
-                Candidates::Rescore(approx) => {
-                    self.rescore(reader.db(), metric, query, q_inv, params.k, approx)?
-                }
-            };
             if let Some(hits) = self.finish_hits(reader.db(), metric, params, found)? {
                 return Ok((hits, path));
             }
         }
         Err(racing("search"))
+    }
+
+    /// The vector ranking without payloads or thresholds: `(rowid, id, score)` of the best
+    /// `params.k`, the score larger-is-better (cosine similarity, dot product, negated squared
+    /// L2 distance).
+    pub(crate) fn vector_ranked(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+    ) -> Result<Vec<(i64, String, f32)>> {
+        let metric = params.metric.unwrap_or(self.profile.metric);
+        self.check_search(query, params, metric)?;
+        for _attempt in 0..ATTEMPTS {
+            if let Some((found, _)) = self.ranked_once(query, params, metric)? {
+                return Ok(found
+                    .into_iter()
+                    .map(|f| (f.rowid, f.id, f.score))
+                    .collect());
+            }
+        }
+        Err(racing("search"))
+    }
+
+    /// Phases 1 to 3 of a vector search, without payloads; `None` when another process committed
+    /// between the phases (the caller tries again).
+    fn ranked_once(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        metric: Metric,
+    ) -> Result<Option<(Vec<Found>, SearchPath)>> {
+        let q_norm = distance::norm(query);
+        let q_inv = if q_norm > 0.0 { 1.0 / q_norm } else { 0.0 };
+        let filter = params.filter.as_ref().filter(|f| !f.is_empty());
+        // Phase 1.
+        let slots = {
+            let mut reader = self.reader()?;
+            self.sync_reader(&mut reader)?;
+            match filter {
+                Some(f) => match self.filter_slots(&reader, f)? {
+                    Some(s) => Some(s),
+                    None => return Ok(None),
+                },
+                None => None,
+            }
+        };
+        // Phase 2.
+        let (cands, path) = {
+            let st = self.read_state();
+            if slots.as_ref().is_some_and(|(v, _)| *v != st.version) {
+                return Ok(None);
+            }
+            let only = slots.as_ref().map(|(_, s)| s.as_slice());
+            self.candidates(&st, metric, query, q_inv, params, only)?
+        };
+        // Phase 3 (its rescoring part).
+        let found = match cands {
+            Candidates::Ranked(found) => found,
+            Candidates::Rescore(approx) => {
+                let reader = self.reader()?;
+                self.rescore(reader.db(), metric, query, q_inv, params.k, approx)?
+            }
+        };
+        Ok(Some((found, path)))
     }
 
     /// Turns phase 2's candidates into hits (scores in the metric's units, thresholds applied,
@@ -196,6 +232,7 @@ impl Shard {
                     score,
                     metadata: Value::Null,
                     text: None,
+                    hybrid: None,
                 });
                 continue;
             }
@@ -216,6 +253,7 @@ impl Shard {
                 score,
                 metadata: parse_metadata(meta)?,
                 text,
+                hybrid: None,
             });
         }
         drop(snapshot);
@@ -510,6 +548,15 @@ impl Shard {
     /// [`Error::InvalidArgument`] for a query without any word, one over 4 MiB, `k` outside
     /// 1 ..= [`MAX_K`], or a `metric` / `max_distance` in `params`.
     pub fn search_text(&self, text: &str, params: &SearchParams) -> Result<Vec<Hit>> {
+        Ok(self
+            .text_search(text, params)?
+            .into_iter()
+            .map(|(_, hit)| hit)
+            .collect())
+    }
+
+    /// [`Shard::search_text`] with each hit's rowid.
+    pub(crate) fn text_search(&self, text: &str, params: &SearchParams) -> Result<Vec<(i64, Hit)>> {
         if params.k == 0 || params.k > MAX_K {
             return Err(Error::InvalidArgument(format!(
                 "k must be 1..={MAX_K}, got {}",
@@ -521,13 +568,7 @@ impl Shard {
                 "text search ranks by BM25: metric and max_distance do not apply".into(),
             ));
         }
-        let words: Vec<crate::fts::QueryWord<'_>> = query_words(text)?
-            .into_iter()
-            .map(|w| crate::fts::QueryWord {
-                text: w,
-                folded: w.to_lowercase(),
-            })
-            .collect();
+        let words = crate::fts::words(text)?;
         let filter = params
             .filter
             .as_ref()
@@ -570,114 +611,32 @@ impl Shard {
                     )));
                 };
                 let id = st.arena.id(slot).to_string();
-                if !params.payload {
-                    hits.push(Hit {
+                let (metadata, text) = if params.payload {
+                    let (meta, text) = get.query_row([rowid], |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    })?;
+                    (parse_metadata(meta)?, text)
+                } else {
+                    (Value::Null, None)
+                };
+                hits.push((
+                    rowid,
+                    Hit {
                         id,
                         score,
-                        metadata: Value::Null,
-                        text: None,
-                    });
-                    continue;
-                }
-                let (meta, text) = get.query_row([rowid], |r| {
-                    Ok((
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                    ))
-                })?;
-                hits.push(Hit {
-                    id,
-                    score,
-                    metadata: parse_metadata(meta)?,
-                    text,
-                });
+                        metadata,
+                        text,
+                        hybrid: None,
+                    },
+                ));
             }
             drop(st);
             drop(tx);
             return Ok(hits);
         }
         Err(racing("text search"))
-    }
-
-    /// Hybrid search: the vector ranking of `query` and the BM25 ranking of `text` (each the top
-    /// `hybrid.candidates` among items matching `params.filter`) fused by reciprocal rank fusion
-    /// (Cormack, Clarke & Büttcher, SIGIR 2009): an item scores
-    /// `Σ weight / (rrf_k + rank)` over the rankings it appears in (rank from 1). Returns the top
-    /// `params.k` by that score, equal scores ordered by the vector rank, then the id; `score` is
-    /// the fused score. The two rankings carry ids only; metadata and text are read for the
-    /// returned hits alone (when [`SearchParams::payload`] is set).
-    ///
-    /// # Errors
-    /// As [`Shard::search`] and [`Shard::search_text`]; [`Error::InvalidArgument`] for
-    /// non-positive `rrf_k`, negative weights, or `candidates` below `k`.
-    pub fn search_hybrid(
-        &self,
-        query: &[f32],
-        text: &str,
-        params: &SearchParams,
-        hybrid: &HybridParams,
-    ) -> Result<Vec<Hit>> {
-        hybrid.validate(params.k)?;
-        let sub = SearchParams {
-            k: hybrid.candidates,
-            min_score: None,
-            max_distance: None,
-            payload: false,
-            ..params.clone()
-        };
-        let by_vector = self.search(query, &sub)?;
-        let by_text = self.search_text(
-            text,
-            &SearchParams {
-                metric: None,
-                ..sub
-            },
-        )?;
-        // All fused hits, so that one deleted by another process since the rankings can be
-        // replaced by the next.
-        let fused = super::rrf_fuse(
-            [
-                (by_vector, hybrid.vector_weight),
-                (by_text, hybrid.text_weight),
-            ],
-            hybrid.rrf_k,
-            usize::MAX,
-            params.min_score,
-        );
-        if !params.payload {
-            return Ok(fused.into_iter().take(params.k).collect());
-        }
-        self.with_payloads(fused, params.k)
-    }
-
-    /// The first `k` of `hits` that are still live, with their metadata and text read from
-    /// SQLite (one snapshot); hits deleted since their search are skipped.
-    pub(crate) fn with_payloads(&self, hits: Vec<Hit>, k: usize) -> Result<Vec<Hit>> {
-        let reader = self.reader()?;
-        let db = reader.db();
-        let _snapshot = ReadSnapshot::begin(db)?;
-        let mut get = db.prepare_cached(schema::GET_PAYLOAD)?;
-        let mut out = Vec::with_capacity(k.min(hits.len()));
-        for hit in hits {
-            if out.len() == k {
-                break;
-            }
-            let row = get
-                .query_row([&hit.id], |r| {
-                    Ok((
-                        r.get::<_, Option<String>>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                    ))
-                })
-                .optional()?;
-            if let Some((meta, text)) = row {
-                out.push(Hit {
-                    metadata: parse_metadata(meta)?,
-                    text,
-                    ..hit
-                });
-            }
-        }
-        Ok(out)
     }
 }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::change::SiteId;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::fusion::{FuseParams, Fusion};
 use crate::index::{IndexStats, Quantization};
 use crate::profile::{Durability, Metric};
 #[allow(unused_imports)] // intra-doc links
@@ -163,22 +164,27 @@ impl SearchParams {
     }
 }
 
-/// Parameters of [`Shard::search_hybrid`]'s reciprocal rank fusion.
+/// Parameters of [`Shard::search_hybrid`]: how the vector and BM25 rankings are fused (see
+/// [`crate::fusion`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HybridParams {
-    /// The RRF constant `k` (default 60, as in the RRF paper).
+    /// The method: distribution-based score fusion (default) or reciprocal rank fusion.
+    pub fusion: Fusion,
+    /// RRF's constant `k` (default 60, as in the RRF paper); only for [`Fusion::Rrf`].
     pub rrf_k: f32,
     /// Weight of the vector ranking (default 1).
     pub vector_weight: f32,
     /// Weight of the BM25 ranking (default 1).
     pub text_weight: f32,
-    /// How many hits of each ranking are fused (default 100).
+    /// How many hits of each ranking are fused: at least this many (default 100), and at least
+    /// the search's `k`.
     pub candidates: usize,
 }
 
 impl Default for HybridParams {
     fn default() -> Self {
         HybridParams {
+            fusion: Fusion::Dbsf,
             rrf_k: 60.0,
             vector_weight: 1.0,
             text_weight: 1.0,
@@ -192,65 +198,76 @@ impl HybridParams {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-positive or non-finite `rrf_k`, a negative or
-    /// non-finite weight, or `candidates` outside `k ..= MAX_K`.
+    /// non-finite weight, both weights 0, or `candidates` outside `1 ..= MAX_K`.
     pub fn validate(&self, k: usize) -> Result<()> {
         let finite_non_negative = |w: f32| w.is_finite() && w >= 0.0;
         let valid = self.rrf_k.is_finite()
             && self.rrf_k > 0.0
             && finite_non_negative(self.vector_weight)
-            && finite_non_negative(self.text_weight);
+            && finite_non_negative(self.text_weight)
+            && self.vector_weight + self.text_weight > 0.0;
         if !valid {
             return Err(Error::InvalidArgument(
-                "rrf_k must be > 0 and weights ≥ 0 (finite)".into(),
+                "rrf_k must be > 0 and weights ≥ 0 (finite, not both 0)".into(),
             ));
         }
-        if self.candidates < k || self.candidates > MAX_K {
+        if self.candidates == 0 || self.candidates > MAX_K {
             return Err(Error::InvalidArgument(format!(
-                "candidates must be k..={MAX_K}, got {}",
+                "candidates must be 1..={MAX_K}, got {}",
                 self.candidates
+            )));
+        }
+        if k == 0 || k > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "k must be 1..={MAX_K}, got {k}"
             )));
         }
         Ok(())
     }
-}
 
-/// Fuses rankings (best first) by reciprocal rank fusion: `Σ w / (rrf_k + rank)`, rank from 1.
-/// Returns the best `k`; equal fused scores are ordered by the rankings in the order given, then
-/// by id; hits below `min_score` are dropped. Public so that search
-/// across shards fuses the same way.
-pub fn rrf_fuse<const N: usize>(
-    rankings: [(Vec<Hit>, f32); N],
-    rrf_k: f32,
-    k: usize,
-    min_score: Option<f32>,
-) -> Vec<Hit> {
-    // Per id: the hit, its fused score, and its rank in each ranking (usize::MAX if absent).
-    let mut fused: std::collections::HashMap<String, (Hit, [usize; N])> =
-        std::collections::HashMap::new();
-    for (r, (hits, weight)) in rankings.into_iter().enumerate() {
-        for (rank, hit) in hits.into_iter().enumerate() {
-            let add = weight / (rrf_k + rank as f32 + 1.0);
-            let e = fused
-                .entry(hit.id.clone())
-                .or_insert_with(|| (Hit { score: 0.0, ..hit }, [usize::MAX; N]));
-            e.0.score += add;
-            e.1[r] = rank;
+    /// The candidates taken from each ranking for a search of `k` hits.
+    pub fn candidates_for(&self, k: usize) -> usize {
+        self.candidates.max(k)
+    }
+
+    /// Checks these and `params` for a hybrid search and returns the parameters of its two
+    /// rankings: the vector ranking's and the BM25 ranking's (the top
+    /// [`HybridParams::candidates_for`]`(k)` under the filter, without payloads or thresholds).
+    pub(crate) fn rankings(&self, params: &SearchParams) -> Result<(SearchParams, SearchParams)> {
+        self.validate(params.k)?;
+        if params.max_distance.is_some() {
+            return Err(Error::InvalidArgument(
+                "hybrid search ranks by a fused score: max_distance does not apply (use \
+                 min_score on the fused score)"
+                    .into(),
+            ));
+        }
+        if params.min_score.is_some_and(|m| !m.is_finite()) {
+            return Err(Error::InvalidArgument("min_score must be finite".into()));
+        }
+        let vector = SearchParams {
+            k: self.candidates_for(params.k),
+            min_score: None,
+            max_distance: None,
+            payload: false,
+            ..params.clone()
+        };
+        let text = SearchParams {
+            metric: None,
+            ..vector.clone()
+        };
+        Ok((vector, text))
+    }
+
+    /// The parameters of [`crate::fusion::fuse`].
+    pub fn fuse_params(&self) -> FuseParams {
+        FuseParams {
+            fusion: self.fusion,
+            rrf_k: self.rrf_k,
+            vector_weight: self.vector_weight,
+            text_weight: self.text_weight,
         }
     }
-    let mut out: Vec<(Hit, [usize; N])> = fused
-        .into_values()
-        .filter(|(h, _)| min_score.is_none_or(|m| h.score >= m))
-        .collect();
-    // Equal fused scores (e.g. ranks (1, 2) and (2, 1)) fall back to the rankings in the order
-    // given (the first ranking's rank decides first), then the id.
-    out.sort_by(|(a, ra), (b, rb)| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| ra.cmp(rb))
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    out.truncate(k);
-    out.into_iter().map(|(h, _)| h).collect()
 }
 
 /// The words of a text query (maximal runs of alphanumeric characters, at most 256). Each is
@@ -282,12 +299,27 @@ pub struct Hit {
     /// External id.
     pub id: String,
     /// Cosine similarity, dot product, or L2 distance, per the search's metric (see
-    /// [`Metric`]).
+    /// [`Metric`]); BM25 for text search; the fused score for hybrid search (see
+    /// [`crate::fusion`]: with the default DBSF, 0 is the candidates' average and each standard
+    /// deviation above it in a ranking adds 1).
     pub score: f32,
     /// Metadata object.
     pub metadata: Value,
     /// Text, if any.
     pub text: Option<String>,
+    /// Hybrid search only: the two scores the fused one comes from (serialized inline as
+    /// `vector_score` and `text_score`).
+    #[serde(flatten)]
+    pub hybrid: Option<HybridScores>,
+}
+
+/// The parts of a hybrid hit's fused score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HybridScores {
+    /// The vector score in the search's metric: cosine similarity, dot product, or L2 distance.
+    pub vector_score: f32,
+    /// The BM25 score; `None` (`null`) when none of the query's words is in the item.
+    pub text_score: Option<f32>,
 }
 
 /// Numbers about a shard, from [`Shard::stats`].

@@ -155,6 +155,7 @@ impl Shard {
             rollback(db);
             return Ok(r);
         }
+        let written = ops.len();
         let mut st = self.write_state();
         // The arena and the index take the changes before the commit, so the index rows can be
         // written in the same transaction. Past this point any failure leaves them ahead of the
@@ -174,7 +175,9 @@ impl Shard {
         st.last_seq = st.last_seq.max(seq);
         st.last_hlc = st.last_hlc.max(hlc);
         st.version += 1;
+        let n_live = st.arena.len();
         drop(st);
+        guard.after_write(written, n_live);
         guard.after_commit(&self.readers);
         Ok(r)
     }
@@ -420,6 +423,10 @@ impl WriteTx<'_> {
             return Ok(());
         }
         exec(self.db, schema::FTS_INSERT, params![rowid, text, fields])?;
+        // Hybrid search now reads rows at random: see `open::load`.
+        if let Some(pool) = &self.shard.readers.0 {
+            pool.set_mapped(true);
+        }
         Ok(())
     }
 

@@ -547,7 +547,10 @@ fn hybrid_fuses_by_reciprocal_rank() {
             .insert(NewItem::new(v.to_vec()).with_id(id).with_text(t))
             .unwrap();
     }
-    let h = sqlite_vector::HybridParams::default();
+    let h = sqlite_vector::HybridParams {
+        fusion: sqlite_vector::Fusion::Rrf,
+        ..Default::default()
+    };
     let hits = shard
         .search_hybrid(&[1.0, 0.0], "zebra", &SearchParams::k(3), &h)
         .unwrap();

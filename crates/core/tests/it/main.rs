@@ -5,6 +5,7 @@ mod bad_input;
 mod concurrency;
 mod durability;
 mod fixtures;
+mod hybrid;
 mod index;
 mod manager;
 mod query;
