@@ -1,15 +1,19 @@
 """Latency of `sqlite-vector mcp` tool calls, measured at the client over stdio.
 
-Usage: python3 tools/mcp_bench.py target/release/sqlite-vector ../shared/data/debian-minilm [QUERIES] [INDEX]
+Usage: python3 tools/mcp_bench.py BIN[,BIN2...] ../shared/data/debian-minilm [QUERIES] [INDEX]
 
 INDEX (`true`/`false`) is passed as `shard_create`'s `index` argument when given (default: the
 server's default).
 
 Fills a text shard with the 25,000 base texts of debian-minilm through `insert_batch` calls of
 1,000 texts each (timing every call, end to end: JSON-RPC round trip + embedding + commit), then
-times `search` calls with the known-item queries' text (mode vector and mode hybrid; embedding
+times `search` calls with the known-item queries' text (mode vector, text and hybrid; embedding
 included). Raw JSON-RPC lines, one request in flight at a time. Prints the numbers and the
 known-item hit@1 as a sanity check.
+
+With several binaries (comma-separated), one server per binary runs side by side on the same
+data, and every query goes to each server in turn (same query, same moment, alternating order),
+so that their latencies compare on a noisy machine: the ratios to the first binary are printed.
 """
 
 import json
@@ -21,37 +25,56 @@ import sys
 import tempfile
 import time
 
-BIN, DATA = sys.argv[1], sys.argv[2]
+BINS, DATA = sys.argv[1].split(","), sys.argv[2]
 NQ = int(sys.argv[3]) if len(sys.argv) > 3 else 500
 INDEX = {"true": True, "false": False}[sys.argv[4]] if len(sys.argv) > 4 else None
 
-root = tempfile.mkdtemp(prefix="mcp-bench-")
-proc = subprocess.Popen([BIN, "mcp", "--root", root], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-next_id = 0
+
+class Server:
+    def __init__(self, binary):
+        self.binary = binary
+        self.root = tempfile.mkdtemp(prefix="mcp-bench-")
+        self.proc = subprocess.Popen([binary, "mcp", "--root", self.root],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.next_id = 0
+        self.rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                "clientInfo": {"name": "bench", "version": "0"}})
+        self.proc.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        self.proc.stdin.flush()
+
+    def rpc(self, method, params):
+        self.next_id += 1
+        msg = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        self.proc.stdin.flush()
+        while True:
+            reply = json.loads(self.proc.stdout.readline())
+            if reply.get("id") == self.next_id:
+                return reply
+
+    def call(self, tool, args):
+        res = self.rpc("tools/call", {"name": tool, "arguments": args})["result"]
+        assert not res.get("isError"), res
+        return res["structuredContent"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+        shutil.rmtree(self.root)
 
 
-def rpc(method, params):
-    global next_id
-    next_id += 1
-    proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": next_id, "method": method, "params": params}) + "\n").encode())
-    proc.stdin.flush()
-    while True:
-        msg = json.loads(proc.stdout.readline())
-        if msg.get("id") == next_id:
-            return msg
+def timed(server, tool, args):
+    t = time.perf_counter()
+    r = server.call(tool, args)
+    return (time.perf_counter() - t) * 1000, r
 
 
-def call(tool, args):
-    r = rpc("tools/call", {"name": tool, "arguments": args})
-    res = r["result"]
-    assert not res.get("isError"), res
-    return res["structuredContent"]
+def p(values, q):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * q))]
 
 
-rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}})
-proc.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-proc.stdin.flush()
-
+servers = [Server(b) for b in BINS]
 base = []
 with open(os.path.join(DATA, "texts.jsonl")) as f:
     for line in f:
@@ -63,30 +86,43 @@ queries = [json.loads(l) for l in open(os.path.join(DATA, "known_item.jsonl"))][
 create = {"name": "debian"}
 if INDEX is not None:
     create["index"] = INDEX
-call("shard_create", create)
-batch_ms = []
+batch_ms = {s.binary: [] for s in servers}
+for s in servers:
+    s.call("shard_create", create)
 for start in range(0, len(base), 1000):
-    items = [{"id": str(o["id"]), "text": o["text"], "metadata": {"package": o["package"]}} for o in base[start:start + 1000]]
-    t = time.perf_counter()
-    call("insert_batch", {"shard": "debian", "items": items})
-    batch_ms.append((time.perf_counter() - t) * 1000)
-print(f"insert_batch of 1,000 texts (debian-minilm base, full descriptions), {len(batch_ms)} calls: "
-      f"p50 {statistics.median(batch_ms):.0f} ms, max {max(batch_ms):.0f} ms, total {sum(batch_ms)/1000:.1f} s")
+    items = [{"id": str(o["id"]), "text": o["text"], "metadata": {"package": o["package"]}}
+             for o in base[start:start + 1000]]
+    for s in servers:
+        ms, _ = timed(s, "insert_batch", {"shard": "debian", "items": items})
+        batch_ms[s.binary].append(ms)
+for s in servers:
+    b = batch_ms[s.binary]
+    print(f"{s.binary}: insert_batch of 1,000 texts (debian-minilm base, full descriptions), "
+          f"{len(b)} calls: p50 {statistics.median(b):.0f} ms, max {max(b):.0f} ms, "
+          f"total {sum(b)/1000:.1f} s")
+    stats = s.call("shard_stats", {"name": "debian"})
+    print(f"  shard_create {json.dumps(create)}: search method {stats['search_method']}")
 
-stats = call("shard_stats", {"name": "debian"})
-print(f"shard_create {json.dumps(create)}: search method {stats['search_method']}")
-for mode in ("vector", "text", "hybrid"):
-    lat, hits = [], 0
-    for q in queries:
-        t = time.perf_counter()
-        r = call("search", {"shard": "debian", "text": q["query"], "k": 10, "mode": mode})
-        lat.append((time.perf_counter() - t) * 1000)
-        hits += bool(r["hits"]) and r["hits"][0]["id"] == str(q["target_row"])
-    lat.sort()
-    print(f"search k=10 mode={mode} on {len(base):,} items, {len(queries)} text queries: "
-          f"p50 {lat[len(lat)//2]:.2f} ms, p90 {lat[int(len(lat)*0.9)]:.2f} ms, p99 {lat[int(len(lat)*0.99)]:.2f} ms "
-          f"(hit@1 {hits/len(queries):.3f})")
-
-proc.stdin.close()
-proc.wait()
-shutil.rmtree(root)
+modes = ("vector", "text", "hybrid")
+lat = {(s.binary, m): [] for s in servers for m in modes}
+hits = {(s.binary, m): 0 for s in servers for m in modes}
+for i, q in enumerate(queries):
+    order = servers if i % 2 == 0 else servers[::-1]
+    for mode in modes:
+        for s in order:
+            ms, r = timed(s, "search", {"shard": "debian", "text": q["query"], "k": 10, "mode": mode})
+            lat[(s.binary, mode)].append(ms)
+            hits[(s.binary, mode)] += bool(r["hits"]) and r["hits"][0]["id"] == str(q["target_row"])
+for s in servers:
+    print(s.binary)
+    for mode in modes:
+        ls = lat[(s.binary, mode)]
+        line = (f"  search k=10 mode={mode} on {len(base):,} items, {len(queries)} text queries: "
+                f"p50 {p(ls, 0.5):.2f} ms, p90 {p(ls, 0.9):.2f} ms, p99 {p(ls, 0.99):.2f} ms "
+                f"(hit@1 {hits[(s.binary, mode)]/len(queries):.3f})")
+        if s is not servers[0]:
+            ref = lat[(servers[0].binary, mode)]
+            line += f"; p50 ratio to the first: {p(ls, 0.5) / p(ref, 0.5):.2f}"
+        print(line)
+for s in servers:
+    s.close()
