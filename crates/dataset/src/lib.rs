@@ -53,8 +53,75 @@ impl<T> Matrix<T> {
     }
 }
 
+/// Bytes before a `.npy` header: magic (6), version (2), header length (2 in version 1, 4 in
+/// versions 2 and 3).
+const NPY_PREAMBLE_V1: u64 = 10;
+const NPY_PREAMBLE_V2: u64 = 12;
+
+/// Checks a `.npy` preamble (the first up to 12 bytes) against the file's length `len`: the
+/// header it announces must fit in the file, so that a hostile header length never makes the
+/// parser allocate more than the file holds. Returns the offset of the data.
+fn npy_data_offset(prefix: &[u8], len: u64) -> Result<u64, String> {
+    if prefix.len() < NPY_PREAMBLE_V1 as usize || &prefix[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (bad magic)".into());
+    }
+    let (preamble, header) = match prefix[6] {
+        1 => (
+            NPY_PREAMBLE_V1,
+            u64::from(u16::from_le_bytes([prefix[8], prefix[9]])),
+        ),
+        2 | 3 if prefix.len() >= NPY_PREAMBLE_V2 as usize => (
+            NPY_PREAMBLE_V2,
+            u64::from(u32::from_le_bytes([
+                prefix[8], prefix[9], prefix[10], prefix[11],
+            ])),
+        ),
+        v => {
+            return Err(format!(
+                "unsupported .npy version {v} (or a truncated file)"
+            ))
+        }
+    };
+    let end = preamble + header;
+    if end > len {
+        return Err(format!(
+            "the header claims {header} bytes but the file holds {len} bytes"
+        ));
+    }
+    Ok(end)
+}
+
+/// The number of elements of the `shape` in a `.npy` header (`header`: the file's bytes up to
+/// the data), refusing a product that overflows `u64`.
+fn npy_shape_elements(header: &[u8]) -> Result<u64, String> {
+    let text = String::from_utf8_lossy(header);
+    let shape = text
+        .find("'shape'")
+        .and_then(|at| {
+            let rest = &text[at..];
+            let open = rest.find('(')?;
+            let close = rest[open..].find(')')?;
+            Some(rest[open + 1..open + close].to_string())
+        })
+        .ok_or("the .npy header has no shape tuple")?;
+    let mut n: u64 = 1;
+    for dim in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let d: u64 = dim
+            .trim_end_matches('L')
+            .parse()
+            .map_err(|_| format!("bad dimension {dim:?} in the .npy shape"))?;
+        n = n.checked_mul(d).ok_or_else(|| {
+            format!("the .npy shape ({shape}) has more elements than fit in 64 bits")
+        })?;
+    }
+    Ok(n)
+}
+
+/// Reads a 2-D (or 1-D, as one column) array from `reader`, a file of `len` bytes. Every size
+/// is bounded by `len` before anything is allocated.
 fn read_matrix<T: npyz::Deserialize, R: Read>(
-    reader: R,
+    mut reader: R,
+    len: u64,
     path: &str,
 ) -> Result<Matrix<T>, DatasetError> {
     let fmt = |reason: String| DatasetError::Format {
@@ -65,22 +132,48 @@ fn read_matrix<T: npyz::Deserialize, R: Read>(
         path: path.to_string(),
         source,
     };
-    let npy = npyz::NpyFile::new(reader).map_err(io)?;
+    let mut prefix = Vec::with_capacity(NPY_PREAMBLE_V2 as usize);
+    (&mut reader)
+        .take(NPY_PREAMBLE_V2)
+        .read_to_end(&mut prefix)
+        .map_err(io)?;
+    let data_offset = npy_data_offset(&prefix, len).map_err(fmt)?;
+    // The whole header (bounded by the file's length above), its shape checked before the
+    // parser sees it (npyz multiplies the dimensions without checking for overflow).
+    (&mut reader)
+        .take(data_offset - prefix.len() as u64)
+        .read_to_end(&mut prefix)
+        .map_err(io)?;
+    npy_shape_elements(&prefix).map_err(fmt)?;
+    let npy = npyz::NpyFile::new(std::io::Cursor::new(prefix).chain(reader))
+        .map_err(|e| fmt(format!("bad .npy header: {e}")))?;
     if npy.order() != npyz::Order::C {
         return Err(fmt("array is not in C order".into()));
     }
     let shape = npy.shape().to_vec();
     let (rows, cols) = match shape.as_slice() {
-        [r, c] => (*r as usize, *c as usize),
-        [r] => (*r as usize, 1),
+        [r, c] => (*r, *c),
+        [r] => (*r, 1),
         other => return Err(fmt(format!("expected a 2-D array, got shape {other:?}"))),
     };
+    let width = std::mem::size_of::<T>() as u64;
+    let bytes = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(width))
+        .filter(|&b| b <= len - data_offset)
+        .ok_or_else(|| {
+            fmt(format!(
+                "shape [{rows}, {cols}] needs more than the {} data bytes the file holds",
+                len - data_offset
+            ))
+        })?;
+    let (rows, cols) = (rows as usize, cols as usize);
     let data: Vec<T> = npy
         .into_vec()
         .map_err(|e| fmt(format!("unexpected dtype or data: {e}")))?;
     if data.len() != rows * cols {
         return Err(fmt(format!(
-            "{} values for shape [{rows}, {cols}]",
+            "{} values for shape [{rows}, {cols}] ({bytes} bytes)",
             data.len()
         )));
     }
@@ -94,11 +187,13 @@ fn read_matrix<T: npyz::Deserialize, R: Read>(
 pub fn read_f32(path: impl AsRef<Path>) -> Result<Matrix<f32>, DatasetError> {
     let p = path.as_ref();
     let name = p.display().to_string();
-    let f = File::open(p).map_err(|source| DatasetError::Io {
+    let io = |source| DatasetError::Io {
         path: name.clone(),
         source,
-    })?;
-    read_matrix(BufReader::new(f), &name)
+    };
+    let f = File::open(p).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    read_matrix(BufReader::new(f), len, &name)
 }
 
 /// Reads a 2-D `.npy` array of f32 from bytes (e.g. `include_bytes!`).
@@ -106,7 +201,7 @@ pub fn read_f32(path: impl AsRef<Path>) -> Result<Matrix<f32>, DatasetError> {
 /// # Errors
 /// [`DatasetError::Format`] as [`read_f32`].
 pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Matrix<f32>, DatasetError> {
-    read_matrix(bytes, name)
+    read_matrix(bytes, bytes.len() as u64, name)
 }
 
 /// Reads a 2-D `.npy` file of i32 (ground-truth ids).
@@ -116,11 +211,13 @@ pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Matrix<f32>, DatasetEr
 pub fn read_i32(path: impl AsRef<Path>) -> Result<Matrix<i32>, DatasetError> {
     let p = path.as_ref();
     let name = p.display().to_string();
-    let f = File::open(p).map_err(|source| DatasetError::Io {
+    let io = |source| DatasetError::Io {
         path: name.clone(),
         source,
-    })?;
-    read_matrix(BufReader::new(f), &name)
+    };
+    let f = File::open(p).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    read_matrix(BufReader::new(f), len, &name)
 }
 
 /// Reads a 2-D `.npy` array of i32 from bytes.
@@ -128,7 +225,7 @@ pub fn read_i32(path: impl AsRef<Path>) -> Result<Matrix<i32>, DatasetError> {
 /// # Errors
 /// As [`read_f32_bytes`].
 pub fn read_i32_bytes(bytes: &[u8], name: &str) -> Result<Matrix<i32>, DatasetError> {
-    read_matrix(bytes, name)
+    read_matrix(bytes, bytes.len() as u64, name)
 }
 
 /// Which metric's ground truth to use.
@@ -474,6 +571,55 @@ pub fn shared_dataset(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A version-1 `.npy` of `descr` with `shape` (a Python tuple) and `data`.
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn npy_round_trip_and_hostile_headers() {
+        let values: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let m = read_f32_bytes(&npy("<f4", "(2, 3)", &values), "ok").unwrap();
+        assert_eq!((m.rows, m.cols), (2, 3));
+        assert_eq!(m.row(1), &[4.0, 5.0, 6.0]);
+        let format_error = |bytes: &[u8], needle: &str| match read_f32_bytes(bytes, "bad") {
+            Err(DatasetError::Format { reason, .. }) => {
+                assert!(reason.contains(needle), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        };
+        // A shape whose product overflows: an error, not a panic or an allocation.
+        format_error(&npy("<f4", "(4611686018427387904, 4)", &values), "64 bits");
+        format_error(
+            &npy("<f4", "(4611686018427387904, 2)", &values),
+            "needs more",
+        );
+        format_error(&npy("<f4", "(1000000, 384)", &values), "needs more");
+        // A 15-byte version-2 file announcing a 4 GiB header: refused before reading it.
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend_from_slice(&u32::MAX.to_le_bytes());
+        v2.extend_from_slice(b"{'d");
+        assert_eq!(v2.len(), 15);
+        format_error(&v2, "header claims 4294967295 bytes");
+        format_error(b"\x93NUMPY\x01", "bad magic");
+        format_error(b"PK\x03\x04 not numpy at all", "bad magic");
+        format_error(&npy("<f4", "(2, 3)", &values[..20]), "needs more");
+        format_error(&npy("<f4", "(2, 3, 1)", &values), "2-D");
+    }
 
     #[test]
     fn recall_counts_ties() {
