@@ -308,6 +308,17 @@ fn mcp_text_round_trip_and_error_results() {
         e.contains("finite") || e.contains("NaN") || e.contains("inf"),
         "{e}"
     );
+    // Finite but overflowing: refused, never stored to be scored NaN ("score": null) later.
+    let e = s.err(
+        "insert",
+        json!({"shard": "notes", "vector": vec![1e19; 256]}),
+    );
+    assert!(e.contains("vector norm") && e.contains("too large"), "{e}");
+    let e = s.err(
+        "search",
+        json!({"shard": "notes", "vector": vec![-1e19; 256]}),
+    );
+    assert!(e.contains("too large"), "{e}");
     let e = s.err("insert", json!({"shard": "notes", "text": "x".repeat(201)}));
     assert!(e.contains("too long"), "{e}");
     let e = s.err(

@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 /// only finite components.
 ///
 /// # Errors
-/// [`Error::EmptyVector`], [`Error::DimensionMismatch`], [`Error::NonFinite`].
+/// [`Error::EmptyVector`], [`Error::DimensionMismatch`], [`Error::NonFinite`],
+/// [`Error::VectorTooLarge`] (norm above [`MAX_NORM`]).
 pub fn validate(v: &[f32], dim: Option<usize>) -> Result<()> {
     if v.is_empty() {
         return Err(Error::EmptyVector);
@@ -28,8 +29,23 @@ pub fn validate(v: &[f32], dim: Option<usize>) -> Result<()> {
     if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(Error::NonFinite { index, value });
     }
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > MAX_NORM {
+        return Err(Error::VectorTooLarge { norm });
+    }
     Ok(())
 }
+
+/// Largest Euclidean norm a stored or query vector may have. Two vectors within it have a dot
+/// product of at most 1e36 in magnitude and a squared L2 distance of at most 4e36 (Cauchy–Schwarz,
+/// and the same for every partial sum a kernel keeps), far below `f32::MAX` ≈ 3.4e38: every
+/// score stays finite. Finite components of ≈ 1.8e19 and more would otherwise make norms and
+/// distances infinite and scores NaN.
+pub const MAX_NORM: f64 = 1e18;
 
 /// Encodes `v` as a BLOB of `v.len() * 4` bytes, little-endian f32.
 pub fn encode(v: &[f32]) -> Vec<u8> {

@@ -33,6 +33,16 @@ pub enum Error {
         /// Its value (NaN, inf or -inf).
         value: f32,
     },
+    /// A vector's Euclidean norm is above [`crate::codec::MAX_NORM`] (1e18): its distances and
+    /// dot products would overflow 32-bit floats.
+    #[error(
+        "vector norm {norm:e} is too large: the limit is 1e18 (its distances would overflow \
+         32-bit floats); scale the vector down"
+    )]
+    VectorTooLarge {
+        /// The vector's norm (computed in f64; may be infinite).
+        norm: f64,
+    },
     /// A zero vector cannot be stored in, or used to query, a cosine shard: its direction is
     /// undefined.
     #[error("zero vector: cosine similarity is undefined for a vector of norm 0")]
@@ -177,6 +187,7 @@ impl Error {
             Error::DimensionMismatch { .. }
             | Error::EmptyVector
             | Error::NonFinite { .. }
+            | Error::VectorTooLarge { .. }
             | Error::ZeroVector
             | Error::InvalidId { .. }
             | Error::InvalidMetadata(_)

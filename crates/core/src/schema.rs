@@ -209,6 +209,9 @@ pub const GET_PAYLOAD_BY_ROWID: &str =
 pub const FIND_BAD_VECTOR: &str = "SELECT id FROM items WHERE cl % 2 = 1 AND \
      (vector IS NULL OR length(vector) != ?1) LIMIT 1";
 
+/// Every live item's id and vector (for the integrity check).
+pub const LIVE_VECTORS: &str = "SELECT id, vector FROM items WHERE cl % 2 = 1";
+
 /// The rowids of the live items whose metadata matches a filter's SQL expression (from
 /// [`crate::Filter::to_sql`] over the column `metadata`).
 pub fn filter_rowids(filter_expr: &str) -> String {

@@ -57,7 +57,8 @@ impl<'a, K: Ord + ?Sized> TopK<'a, K> {
     /// Offers a candidate.
     #[inline]
     pub fn push(&mut self, c: Candidate) {
-        if self.k == 0 {
+        // A non-finite score (only from vectors stored before the norm limit) ranks nothing.
+        if self.k == 0 || !c.score.is_finite() {
             return;
         }
         if self.heap.len() < self.k {

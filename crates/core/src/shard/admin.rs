@@ -335,7 +335,8 @@ impl Shard {
         Ok(out)
     }
 
-    /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector's length.
+    /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector: its length,
+    /// finite components and a norm within [`codec::MAX_NORM`].
     ///
     /// # Errors
     /// [`Error::Corrupt`] describing the first problem found.
@@ -357,6 +358,20 @@ impl Shard {
             return Err(Error::Corrupt(format!(
                 "item {id:?} has a vector blob of the wrong length"
             )));
+        }
+        // Every stored vector as an insert would check it (finite, norm within the limit).
+        let mut stmt = db.prepare(schema::LIVE_VECTORS)?;
+        let mut rows = stmt.query([])?;
+        let mut v = Vec::with_capacity(self.profile.dimension);
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let blob = r.get_ref(1)?.as_blob()?;
+            codec::decode_into(blob, self.profile.dimension, &mut v)?;
+            if let Err(e) = codec::validate(&v, None) {
+                return Err(Error::Corrupt(format!(
+                    "item {id:?} has an invalid vector: {e}"
+                )));
+            }
         }
         Ok(())
     }

@@ -192,13 +192,16 @@ impl Shard {
             self.candidates(&st, metric, query, q_inv, params, only)?
         };
         // Phase 3 (its rescoring part).
-        let found = match cands {
+        let mut found = match cands {
             Candidates::Ranked(found) => found,
             Candidates::Rescore(approx) => {
                 let reader = self.reader()?;
                 self.rescore(reader.db(), metric, query, q_inv, params.k, approx)?
             }
         };
+        // Scores are finite for every vector within `codec::MAX_NORM`; one stored before the
+        // limit existed is never returned with a NaN or infinite score.
+        found.retain(|f| f.score.is_finite());
         Ok(Some((found, path)))
     }
 

@@ -417,3 +417,89 @@ fn invalid_profiles() {
     assert!(e.to_string().contains("Shard::in_memory"), "{e}");
     assert!("manhattan".parse::<Metric>().is_err());
 }
+
+#[test]
+fn overflowing_components_are_refused_and_never_scored() {
+    let (_d, path, shard, vectors) = seeded();
+    // Finite components whose norm overflows f32: refused at insert, update and search.
+    let huge = vec![1e19_f32; 8];
+    let e = shard
+        .insert(NewItem::new(huge.clone()).with_id("huge"))
+        .unwrap_err();
+    assert!(matches!(e, Error::VectorTooLarge { .. }), "{e}");
+    assert!(e.to_string().starts_with("vector norm 2.8"), "{e}");
+    assert_eq!(e.kind(), sqlite_vector::ErrorKind::InvalidInput);
+    assert!(matches!(
+        shard.search(&huge, &SearchParams::k(3)),
+        Err(Error::VectorTooLarge { .. })
+    ));
+    let e = shard
+        .update(
+            "2",
+            Update {
+                vector: Some(huge),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::VectorTooLarge { .. }), "{e}");
+    // Large but within the limit: stored, and every score is finite.
+    let big = vec![3e17_f32; 8];
+    shard
+        .insert(NewItem::new(big.clone()).with_id("big"))
+        .unwrap();
+    for metric_query in [&big, &vectors[3]] {
+        for h in shard.search(metric_query, &SearchParams::k(51)).unwrap() {
+            assert!(h.score.is_finite(), "{} scored {}", h.id, h.score);
+        }
+    }
+    shard.delete("big").unwrap();
+    intact(&shard, &vectors);
+    shard.check_integrity().unwrap();
+    drop(shard);
+
+    // A vector stored before the limit existed (written here with raw SQL) never gets a
+    // non-finite score (cosine scores it 0: its norm overflows), and the integrity check names it.
+    let blob: Vec<u8> = [1e19_f32; 8].iter().flat_map(|x| x.to_le_bytes()).collect();
+    {
+        let c = sqlite_vector::rusqlite::Connection::open(&path).unwrap();
+        c.execute("UPDATE items SET vector = ?1 WHERE id = '9'", [blob])
+            .unwrap();
+    }
+    {
+        let shard = Shard::open(&path).unwrap();
+        let hits = shard.search(&vectors[9], &SearchParams::k(50)).unwrap();
+        assert!(hits.iter().all(|h| h.score.is_finite()));
+        assert!(hits.len() >= 49);
+        assert_ne!(hits[0].id, "9", "{hits:?}");
+        let e = shard.check_integrity().unwrap_err();
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("item \"9\" has an invalid vector: vector norm"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn overflowing_components_in_an_l2_shard() {
+    let (_d, _path, shard) = temp_shard(4, Metric::L2);
+    shard
+        .insert(NewItem::new(vec![1.0, 2.0, 3.0, 4.0]).with_id("a"))
+        .unwrap();
+    // A difference of two in-limit vectors stays finite: the largest allowed opposite pair.
+    let edge = (1e18_f64 / 2.0) as f32 * 0.999;
+    shard
+        .insert(NewItem::new(vec![edge, edge, edge, edge]).with_id("far"))
+        .unwrap();
+    let hits = shard
+        .search(&[-edge, -edge, -edge, -edge], &SearchParams::k(2))
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|h| h.score.is_finite()), "{hits:?}");
+    assert!(matches!(
+        shard.insert(NewItem::new(vec![2e18, 0.0, 0.0, 0.0])),
+        Err(Error::VectorTooLarge { .. })
+    ));
+}
