@@ -263,6 +263,36 @@ pub(crate) fn node_of(rowid: i64) -> Result<u32> {
 }
 
 /// Whether the shard behind `db` has the index tables.
+/// What [`ShardIndex::load`] found in a shard.
+pub(crate) enum Loaded {
+    /// No index tables.
+    Absent,
+    /// The stored graph (or one rebuilt from the items when its records were unusable).
+    Ready(Box<ShardIndex>),
+    /// The index's state row is missing or unreadable: the shard opens without a graph and
+    /// searches scan exactly until the index is rebuilt or dropped. The reason.
+    Damaged(String),
+}
+
+/// Whether `e` is a failure of the database itself (I/O, a busy or locked file, memory, damaged
+/// pages) rather than a problem with the contents of one table.
+pub(crate) fn is_storage_failure(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            C::SystemIoFailure
+                | C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::OutOfMemory
+                | C::DatabaseCorrupt
+                | C::NotADatabase
+                | C::CannotOpen
+                | C::DiskFull
+        )
+    )
+}
+
 pub(crate) fn tables_exist(db: &Connection) -> Result<bool> {
     Ok(db
         .prepare_cached(schema::HNSW_TABLES_EXIST)?
@@ -339,25 +369,32 @@ impl ShardIndex {
     }
 
     /// Loads the stored graph of the shard behind `db`, brings it up to `arena` (whose rows
-    /// reflect every change up to `last_seq`), and checks it. `None` when the shard has no index.
-    /// A graph that cannot be decoded or does not match is rebuilt (and rewritten by the next
-    /// write transaction).
+    /// reflect every change up to `last_seq`), and checks it (see [`Loaded`]). A graph whose
+    /// header or records cannot be decoded, or that does not match the items, is rebuilt (and
+    /// rewritten by the next write transaction).
     pub(crate) fn load(
         db: &Connection,
         arena: &Arena,
         metric: Metric,
         persist: bool,
-    ) -> Result<Option<ShardIndex>> {
+    ) -> Result<Loaded> {
         if !tables_exist(db)? {
-            return Ok(None);
+            return Ok(Loaded::Absent);
         }
-        let Some((header, epoch)): Option<(Vec<u8>, i64)> = db
-            .query_row(schema::HNSW_GET_STATE, [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-        else {
-            return Err(Error::Corrupt(
-                "hnsw_state has no header row (drop and recreate the index)".into(),
-            ));
+        let state = db
+            .query_row(schema::HNSW_GET_STATE, [], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional();
+        let (header, epoch) = match state {
+            Ok(Some(state)) => state,
+            Ok(None) => return Ok(Loaded::Damaged("hnsw_state has no header row".into())),
+            // A missing column, a row of the wrong types: the index's own tables are damaged
+            // (the items are not); a failure of the database itself still fails the open.
+            Err(e) if !is_storage_failure(&e) => {
+                return Ok(Loaded::Damaged(format!("hnsw_state is unreadable ({e})")))
+            }
+            Err(e) => return Err(e.into()),
         };
         let mut ix = ShardIndex {
             graph: Hnsw::new(HnswParams::default(), metric)?,
@@ -374,7 +411,7 @@ impl ShardIndex {
                 ));
                 ix.rebuild(arena)?;
                 ix.rebuilt_on_open = true;
-                return Ok(Some(ix));
+                return Ok(Loaded::Ready(Box::new(ix)));
             }
         };
         ix.graph = Hnsw::new(*graph.params(), metric)?;
@@ -437,7 +474,7 @@ impl ShardIndex {
                 ix.rebuilt_on_open = true;
             }
         }
-        Ok(Some(ix))
+        Ok(Loaded::Ready(Box::new(ix)))
     }
 
     /// Writes the node records changed since the last flush and the header (stamp `seq`) into

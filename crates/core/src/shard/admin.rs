@@ -85,6 +85,7 @@ impl Shard {
                 ix.create_in(db, st.last_seq)?;
             }
             st.index = Some(ix);
+            st.index_damage = None;
             Ok(())
         })
     }
@@ -97,7 +98,9 @@ impl Shard {
     pub fn drop_index(&self) -> Result<bool> {
         let had = self.admin(|db, st| {
             db.execute_batch(schema::DROP_HNSW_TABLES)?;
-            Ok(st.index.take().is_some())
+            // Dropping a damaged index repairs the shard: nothing of it is left.
+            let had = st.index.take().is_some() || st.index_damage.take().is_some();
+            Ok(had)
         })?;
         let writer = self.lock_writer()?;
         let mut st = self.write_state();
@@ -219,6 +222,7 @@ impl Shard {
             index: index_stats,
             site_id: self.site_id,
             version: st.last_seq,
+            damage: damage_report(&st),
         })
     }
 
@@ -336,7 +340,8 @@ impl Shard {
     }
 
     /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector: its length,
-    /// finite components and a norm within [`codec::MAX_NORM`].
+    /// finite components and a norm within [`codec::MAX_NORM`]; reports damaged derived data
+    /// found at load (see [`Stats::damage`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] describing the first problem found.
@@ -373,6 +378,30 @@ impl Shard {
                 )));
             }
         }
+        drop(rows);
+        drop(stmt);
+        drop(reader);
+        if let Some(first) = damage_report(&self.read_state()).into_iter().next() {
+            return Err(Error::Corrupt(first));
+        }
         Ok(())
     }
+}
+
+/// The sentences of [`Stats::damage`] for `st`.
+fn damage_report(st: &State) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(why) = &st.index_damage {
+        out.push(format!(
+            "index damaged: {why}; searches scan exactly until it is rebuilt (`index`, \
+             Shard::create_index) or dropped (`index --drop`, Shard::drop_index)"
+        ));
+    }
+    if let Some(why) = &st.quantizer_damage {
+        out.push(format!(
+            "quantizer damaged: {why}; the exact path scans f32 vectors until it is retrained \
+             or removed (Shard::set_quantization)"
+        ));
+    }
+    out
 }

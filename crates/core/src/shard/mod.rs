@@ -91,6 +91,12 @@ pub(crate) struct State {
     /// Bumped by every change of the state (a commit, a catch-up, a reload): the key of the
     /// caches whose contents depend on arena slots or committed data.
     pub(crate) version: u64,
+    /// Why the stored index could not be loaded at open (the shard searches exactly until the
+    /// index is rebuilt or dropped), if it could not.
+    pub(crate) index_damage: Option<String>,
+    /// Why the stored int8 quantizer could not be read at the last load (the exact path scans
+    /// f32 until it is retrained or removed), if it could not.
+    pub(crate) quantizer_damage: Option<String>,
 }
 
 /// A vector shard. `Send + Sync`: share it behind an `Arc`; searches run in parallel, writes are

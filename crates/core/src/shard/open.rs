@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::codec;
 use crate::distance::Kernels;
 use crate::error::{Error, Result};
-use crate::index::{self, PlannerParams, ShardIndex};
+use crate::index::{self, Loaded, PlannerParams, ShardIndex};
 use crate::profile::{Durability, Metric, Profile};
 use crate::quant::Quantizer;
 use crate::schema::{self, ItemRow};
@@ -555,6 +555,8 @@ impl Shard {
             last_seq: 0,
             last_hlc: 0,
             version: 0,
+            index_damage: None,
+            quantizer_damage: None,
         };
         let readers = Readers(
             path.as_ref()
@@ -605,9 +607,22 @@ pub(super) fn load(
     let r = (|| -> Result<()> {
         let live: i64 = db.query_row(schema::COUNT_LIVE, [], |r| r.get(0))?;
         let mut arena = Arena::with_capacity(dim, 0);
-        if let Some(qz) = read_quantizer(db, dim)? {
-            let keep_f32 = force_f32 || memory_index.is_some() || index::tables_exist(db)?;
-            arena.quantize(qz, keep_f32);
+        // Derived data (the quantizer, the graph) never makes the items unreadable: damage is
+        // recorded, reported by `stats` and `check_integrity`, and repaired by rebuilding.
+        st.quantizer_damage = None;
+        match read_quantizer(db, dim) {
+            Ok(Some(qz)) => {
+                let keep_f32 = force_f32 || memory_index.is_some() || index::tables_exist(db)?;
+                arena.quantize(qz, keep_f32);
+            }
+            Ok(None) => {}
+            Err(e @ (Error::Corrupt(_) | Error::UnsupportedFormat { .. })) => {
+                st.quantizer_damage = Some(e.to_string());
+            }
+            Err(Error::Sqlite(e)) if !index::is_storage_failure(&e) => {
+                st.quantizer_damage = Some(format!("meta quantizer is unreadable ({e})"));
+            }
+            Err(e) => return Err(e),
         }
         arena.reserve_rows(live.max(0) as usize);
         let (mut max_seq, mut max_hlc) = (0i64, 0i64);
@@ -623,14 +638,22 @@ pub(super) fn load(
                 arena.upsert(row.rowid, row.id, &v);
             }
         }
+        st.index_damage = None;
         st.index = match memory_index {
             Some(params) => Some(ShardIndex::build(params, profile.metric, &arena, false)?),
-            None => ShardIndex::load(
+            None => match ShardIndex::load(
                 db,
                 &arena,
                 profile.metric,
                 profile.durability != Durability::Memory,
-            )?,
+            )? {
+                Loaded::Absent => None,
+                Loaded::Ready(ix) => Some(*ix),
+                Loaded::Damaged(why) => {
+                    st.index_damage = Some(why);
+                    None
+                }
+            },
         };
         st.arena = arena;
         st.last_seq = max_seq;

@@ -355,6 +355,11 @@ pub struct Stats {
     pub site_id: SiteId,
     /// Highest local version (`seq`).
     pub version: i64,
+    /// Damaged derived data found when the shard was loaded, one sentence each with its
+    /// repair (e.g. `index damaged: hnsw_state has no header row; …`); empty when none. The
+    /// items are never affected: a damaged index means exact search, a damaged quantizer f32
+    /// scans.
+    pub damage: Vec<String>,
 }
 
 pub(crate) fn validate_id(id: &str) -> Result<()> {

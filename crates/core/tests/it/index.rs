@@ -663,3 +663,114 @@ fn int8_quantization_round_trip() {
         .collect();
     assert_eq!(got, exact_before);
 }
+
+/// Exact top-`k` ids by brute force over `vs` (ids `v0, v1, …`), L2.
+fn brute_force(vs: &[Vec<f32>], q: &[f32], k: usize) -> Vec<String> {
+    let mut d: Vec<(f32, usize)> = vs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), i))
+        .collect();
+    d.sort_by(|a, b| a.0.total_cmp(&b.0));
+    d.iter().take(k).map(|&(_, i)| format!("v{i}")).collect()
+}
+
+#[test]
+fn a_missing_or_mistyped_index_state_never_bricks_the_items() {
+    let (_d, path, shard) = crate::temp_shard(16, Metric::L2);
+    let vs = clustered(400, 16, 8, 11);
+    fill(&shard, &vs);
+    shard.create_index(HnswParams::default()).unwrap();
+    drop(shard);
+    for (sql, repair_by_rebuild) in [
+        ("DELETE FROM hnsw_state", true),
+        (
+            "UPDATE hnsw_state SET header = 'not a blob', epoch = 'x'",
+            false,
+        ),
+        (
+            "DROP TABLE hnsw_state; CREATE TABLE hnsw_state (id INTEGER PRIMARY KEY)",
+            true,
+        ),
+    ] {
+        raw_db(&path).execute_batch(sql).unwrap();
+        // Opens, searches exactly (the oracle), says why, and still takes writes.
+        let shard = Shard::open(&path).unwrap();
+        shard.set_planner(GRAPH_ALWAYS);
+        let stats = shard.stats().unwrap();
+        assert!(stats.index.is_none(), "{sql}");
+        assert_eq!(stats.damage.len(), 1, "{sql}: {:?}", stats.damage);
+        assert!(
+            stats.damage[0].starts_with("index damaged: hnsw_state")
+                && stats.damage[0].contains("index --drop"),
+            "{sql}: {:?}",
+            stats.damage
+        );
+        assert!(stats.search_method.starts_with("exact"), "{sql}");
+        for q in [&vs[3], &vs[200]] {
+            assert_eq!(
+                ids(&shard.search(q, &SearchParams::k(10)).unwrap()),
+                brute_force(&vs, q, 10),
+                "{sql}"
+            );
+        }
+        let e = shard.check_integrity().unwrap_err();
+        assert!(e.to_string().contains("index damaged"), "{e}");
+        assert_eq!(shard.len(), 400);
+        drop(shard);
+        // Every handle can repair it: rebuild or drop.
+        let shard = Shard::open(&path).unwrap();
+        if repair_by_rebuild {
+            shard.create_index(HnswParams::default()).unwrap();
+        } else {
+            assert!(shard.drop_index().unwrap(), "a damaged index counts as one");
+        }
+        assert!(shard.stats().unwrap().damage.is_empty());
+        shard.check_integrity().unwrap();
+        drop(shard);
+        let shard = Shard::open(&path).unwrap();
+        let stats = shard.stats().unwrap();
+        assert!(stats.damage.is_empty(), "{sql}: {:?}", stats.damage);
+        assert_eq!(stats.index.is_some(), repair_by_rebuild, "{sql}");
+        if !repair_by_rebuild {
+            shard.create_index(HnswParams::default()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_damaged_quantizer_never_bricks_the_items() {
+    let (_d, path, shard) = crate::temp_shard(16, Metric::L2);
+    let vs = clustered(300, 16, 8, 12);
+    fill(&shard, &vs);
+    shard.set_quantization(Quantization::Int8).unwrap();
+    drop(shard);
+    for sql in [
+        "UPDATE meta SET value = 'zz' WHERE key = 'quantizer'",
+        "UPDATE meta SET value = x'0102' WHERE key = 'quantizer'",
+        "UPDATE meta SET value = '00112233' WHERE key = 'quantizer'",
+    ] {
+        raw_db(&path).execute_batch(sql).unwrap();
+        let shard = Shard::open(&path).unwrap();
+        let stats = shard.stats().unwrap();
+        assert_eq!(stats.quantization, Quantization::None, "{sql}");
+        assert_eq!(stats.damage.len(), 1, "{sql}: {:?}", stats.damage);
+        assert!(
+            stats.damage[0].starts_with("quantizer damaged: "),
+            "{sql}: {:?}",
+            stats.damage
+        );
+        assert_eq!(
+            ids(&shard.search(&vs[7], &SearchParams::k(10)).unwrap()),
+            brute_force(&vs, &vs[7], 10),
+            "{sql}"
+        );
+        assert!(shard.check_integrity().is_err());
+        // Retraining repairs it.
+        shard.set_quantization(Quantization::Int8).unwrap();
+        let stats = shard.stats().unwrap();
+        assert!(stats.damage.is_empty(), "{sql}: {:?}", stats.damage);
+        assert_eq!(stats.quantization, Quantization::Int8);
+        shard.check_integrity().unwrap();
+    }
+}
