@@ -20,8 +20,10 @@
 //! * A key not starting with `$` is a **field path**. Dots separate nested object keys: `"a.b"`
 //!   is the key `b` of the object under key `a`. Each segment is an object key (quoted in the
 //!   SQLite path, so spaces, `'`, `"`, `\`, `$`, `[` or non-ASCII characters are fine); numeric
-//!   segments are keys too, not array indexes. A key that itself contains a dot cannot be
-//!   addressed. Empty paths and empty segments (`"a..b"`, `".a"`, `"a."`) are refused.
+//!   segments are keys too, not array indexes. A key that itself contains a dot is written with
+//!   the dot escaped by a backslash: `"v1\\.2"` in JSON (the key text `v1\.2`) addresses the key
+//!   `v1.2`; `\\` is a backslash, and a backslash before any other character stands for itself.
+//!   Empty paths and empty segments (`"a..b"`, `".a"`, `"a."`) are refused.
 //! * The value of a field is either
 //!   * a scalar (string, number, bool) or `null`: shorthand for `{"$eq": value}`;
 //!   * an **operator object** whose keys all start with `$`, e.g. `{"$gte": 1, "$lt": 5}`
@@ -517,15 +519,34 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// Builds the SQLite JSON path of a dotted field key: `a.b` → `$."a"."b"`. Each segment is
-/// quoted, with `\` and `"` escaped as in JSON (SQLite decodes such escapes in quoted labels).
+/// The object keys of a dotted field key: `a.b` → `a`, `b`; `\.` is a dot inside a key and
+/// `\\` a backslash (a backslash before anything else stands for itself).
+fn segments(key: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = key.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' if matches!(chars.peek(), Some('.' | '\\')) => {
+                let next = chars.next().expect("peeked");
+                out.last_mut().expect("one segment").push(next);
+            }
+            '.' => out.push(String::new()),
+            _ => out.last_mut().expect("one segment").push(ch),
+        }
+    }
+    out
+}
+
+/// Builds the SQLite JSON path of a dotted field key: `a.b` → `$."a"."b"` (see [`segments`]).
+/// Each segment is quoted, with `\` and `"` escaped as in JSON (SQLite decodes such escapes in
+/// quoted labels).
 fn json_path(key: &str) -> Result<String> {
     if key.is_empty() {
         return Err(invalid("empty field name"));
     }
     let mut path = String::with_capacity(key.len() + 8);
     path.push('$');
-    for segment in key.split('.') {
+    for segment in segments(key) {
         if segment.is_empty() {
             return Err(invalid(format!("field path {key:?} has an empty segment")));
         }

@@ -284,8 +284,9 @@ fn nested_paths_and_odd_keys() {
     check(&conn, json!({"owner.age": {"$gte": 30}}), &[1]);
     check(&conn, json!({"nested.a.b.c": 1}), &[9]);
     check(&conn, json!({"nested.a.b": {"$exists": true}}), &[9]);
-    // A key containing a dot cannot be addressed.
+    // A dot separates keys; a key containing a dot is addressed with the dot escaped.
     check(&conn, json!({"a.b": "dotted-literal"}), &[]);
+    check(&conn, json!({"a\\.b": "dotted-literal"}), &[9]);
     check(&conn, json!({"with space": "yes"}), &[1]);
 
     let keys = [
@@ -304,17 +305,22 @@ fn nested_paths_and_odd_keys() {
         ),
     ]);
     for (i, k) in keys.iter().enumerate() {
-        if k.contains('.') {
-            continue;
-        }
+        // A dot in the key is escaped; so is a backslash right before one.
+        let k = &k.replace("\\.", "\\\\.").replace('.', "\\.");
         let f = Value::Object(Map::from_iter([((*k).to_owned(), json!(i))]));
         assert_eq!(select(&conn, &f), [1], "key {k:?}");
         let f = Value::Object(Map::from_iter([((*k).to_owned(), json!(i + 100))]));
         assert_eq!(select(&conn, &f), Vec::<i64>::new(), "key {k:?}");
     }
     assert_eq!(select(&conn, &json!({"x.$dollar": "d"})), [1]);
+    assert_eq!(select(&conn, &json!({"x.y\\.z": 1})), [1]);
+    assert_eq!(select(&conn, &json!({"x.y.z": 1})), Vec::<i64>::new());
     assert_eq!(select(&conn, &json!({"a b.c": 8})), Vec::<i64>::new());
+    assert_eq!(select(&conn, &json!({"a b\\.c": 8})), [1]);
     assert_eq!(select(&conn, &json!({"a.b": 0})), [2]);
+    // `\\` is one backslash: `a\\.b` is the key `a\` then the key `b`.
+    let conn = db(&[(1, Some(json!({"a\\": {"b": 5}})))]);
+    assert_eq!(select(&conn, &json!({"a\\\\.b": 5})), [1]);
 }
 
 #[test]
