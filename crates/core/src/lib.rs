@@ -88,8 +88,8 @@ pub use manager::{
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
 pub use query::{Mode, Query, QueryHit, QueryResult, Scope};
 pub use shard::{
-    Hit, HybridParams, HybridScores, Item, NewItem, OpenOptions, SearchParams, Shard, Stats,
-    Update, WriteTx, MAX_EF_SEARCH,
+    wait_for_closes, Hit, HybridParams, HybridScores, Item, NewItem, OpenOptions, SearchParams,
+    Shard, Stats, Update, WriteTx, MAX_EF_SEARCH,
 };
 pub use sqlfn::register_functions;
 

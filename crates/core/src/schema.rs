@@ -8,7 +8,8 @@
 //! * [`CREATE_META`]: `meta(key TEXT PRIMARY KEY, value TEXT)`, the shard's profile
 //!   (`dimension`, `metric`, `embedding_model`, `durability`, `searchable_fields` (a JSON array of
 //!   metadata paths), `site_id`, `format_version`, `created_at`) and, when quantized, the int8
-//!   `quantizer`.
+//!   `quantizer`; `site_id:wal`, the `seq` of the last transaction that put the site id's page
+//!   into a new WAL.
 //! * [`CREATE_ITEMS`]: `items`, one row per external id, alive or tombstoned. Besides the payload
 //!   (`vector` BLOB of `dimension × 4` little-endian f32 bytes, `metadata` JSONB, `text`) every
 //!   row carries the sync columns of ARCHITECTURE rule 7: `hlc` (hybrid logical clock of its last
@@ -115,6 +116,12 @@ pub const META_EXISTS: &str =
     "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'";
 /// One `meta` value by key (`?1`).
 pub const META_GET: &str = "SELECT value FROM meta WHERE key = ?1";
+/// Writes the `seq` (`?1`) of this transaction in the `meta` row `site_id:wal`, so the page
+/// that identifies the shard (the key sorts right after `site_id`: the same leaf page) is in
+/// the WAL generation this transaction writes (see `Writer::wal_mark_needed`). The value
+/// changes each time: SQLite does not rewrite a page whose row is unchanged.
+pub const META_MARK_WAL: &str = "INSERT INTO meta (key, value) VALUES ('site_id:wal', ?1) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 /// Adds a `meta` row (`?1` key, `?2` value).
 pub const META_INSERT: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)";
 /// Sets a `meta` value (`?1` key, `?2` value), adding the row if missing.
@@ -244,10 +251,9 @@ pub const ROLLBACK: &str = "ROLLBACK";
 /// Copies WAL frames into the database file without blocking writers or readers: `busy`,
 /// frames in the log, frames checkpointed.
 pub const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
-/// Copies every WAL frame into the database file and starts the WAL over, keeping the file (the
-/// next writes overwrite it in place; waits for readers and writers: run it with a short busy
-/// timeout).
-pub const CHECKPOINT_RESTART: &str = "PRAGMA wal_checkpoint(RESTART)";
+/// A checkpoint that copies the whole WAL into the database file and truncates the WAL to zero
+/// bytes (run by the closer of a shard, with no busy timeout).
+pub const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
 // ------------------------------------------------------------------ sync
 

@@ -15,6 +15,12 @@
 //! them for the disk (measured: a checkpoint's fsyncs running beside a burst of single inserts
 //! raised their p99 2.5×); the next write then starts the WAL over, so the file stays small and
 //! is rewritten in place. An agent's writes (a few per second) never pay for a checkpoint.
+//!
+//! Closing. A closed shard is one self-contained file: when a `normal` handle closes
+//! ([`CloseOnDrop`]), the same thread (or, without `threads`, the closing thread) checkpoints
+//! the WAL into the database file and, when no other connection has the file open, SQLite
+//! deletes the `-wal` and `-shm` files. Copying a closed shard's file copies all of it, a `-wal`
+//! left beside it cannot be taken for its own, and a closed tiny shard costs its pages only.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -52,6 +58,12 @@ pub(super) struct Writer {
     wal_pages: Option<Arc<AtomicU32>>,
     /// Items written since the full-text index was last merged into one segment (since open).
     pub(super) text_debt: usize,
+    /// Whether the current WAL generation holds the `meta` page with the shard's site id,
+    /// written by one of this writer's commits (see [`Writer::wal_mark_needed`]).
+    wal_marked: bool,
+    /// The WAL hook's frame count after this writer's last commit: a smaller count after a
+    /// commit means the WAL was started over.
+    last_wal_pages: u32,
 }
 
 impl Writer {
@@ -77,7 +89,28 @@ impl Writer {
             seen_data_version: None,
             wal_pages,
             text_debt: 0,
+            wal_marked: false,
+            last_wal_pages: 0,
         })
+    }
+
+    /// Whether the next write transaction must rewrite the `meta` page
+    /// ([`schema::META_MARK_WAL`]): once in each WAL generation (after open, after a complete
+    /// checkpoint of this handle, after the WAL was seen to start over), so that every WAL
+    /// holds the shard's identity and a WAL copied beside another shard is recognised as
+    /// foreign when that shard opens (`open::check_wal_owner`). One page per generation.
+    pub(super) fn wal_mark_needed(&mut self, readers: &Readers) -> bool {
+        if self.wal_pages.is_none() {
+            return false;
+        }
+        if readers
+            .0
+            .as_ref()
+            .is_some_and(|p| p.checkpointed.swap(false, Ordering::AcqRel))
+        {
+            self.wal_marked = false;
+        }
+        !self.wal_marked
     }
 
     /// After a commit of `written` items in a shard of `n_live`: merges the full-text index's
@@ -100,16 +133,22 @@ impl Writer {
         }
     }
 
-    /// After a commit: see the module docs.
-    pub(super) fn after_commit(&self, readers: &Readers) {
+    /// After a commit (`marked`: it rewrote the `meta` page, see [`Writer::wal_mark_needed`]):
+    /// see the module docs.
+    pub(super) fn after_commit(&mut self, readers: &Readers, marked: bool) {
         let (Some(pages), Some(pool)) = (&self.wal_pages, &readers.0) else {
             return;
         };
         let n = pages.load(Ordering::Relaxed);
+        let restarted = n < self.last_wal_pages;
+        self.last_wal_pages = n;
+        self.wal_marked = marked || (self.wal_marked && !restarted);
         if n >= CHECKPOINT_PAGES {
             // Best effort: a checkpoint that cannot finish now (readers on old frames) is tried
             // again after a later commit.
-            let _ = checkpoint(&self.db);
+            if checkpoint(&self.db) == Ok(true) {
+                self.wal_marked = false;
+            }
         } else {
             #[cfg(feature = "threads")]
             if n >= IDLE_CHECKPOINT_PAGES {
@@ -122,30 +161,83 @@ impl Writer {
         pool.touched
             .store(checkpointer::now_us(), Ordering::Release);
     }
+}
 
-    /// When the handle closes: a WAL past [`IDLE_CHECKPOINT_PAGES`] (an eighth of
-    /// [`CHECKPOINT_PAGES`] without `threads`) is copied into the database file and started
-    /// over (the file is kept, so the next writes overwrite it in place instead of growing a
-    /// new one), unless another connection is using it. Closing under `normal` otherwise leaves the WAL
-    /// for the next open: a small one costs nothing to keep, but a big one would be read
-    /// through until checkpointed, and the next open forgets what was already copied, so its
-    /// first write would pay for a checkpoint of all of it.
-    pub(super) fn before_close(&self) {
+/// Checkpoints and deletes a `normal` file shard's WAL once the handle's own connections are
+/// closed (it is the last field of [`Shard`]). Off the caller's path with `threads` (the
+/// checkpoint's fsyncs cost 1–20 ms here); [`Shard::close`] does it before returning.
+pub(super) struct CloseOnDrop {
+    /// The shard file and its site id (hex).
+    path: Option<(PathBuf, String)>,
+    now: bool,
+}
+
+impl CloseOnDrop {
+    /// For the shard file at `path` whose site id is `site_hex` (`None`: nothing to do on
+    /// close).
+    pub(super) fn new(path: Option<(PathBuf, String)>) -> CloseOnDrop {
+        CloseOnDrop { path, now: false }
+    }
+
+    /// Makes the close run on the dropping thread, before the drop returns.
+    pub(super) fn run_now(&mut self) {
+        self.now = true;
+    }
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let Some(job) = self.path.take() else {
+            return;
+        };
         #[cfg(feature = "threads")]
-        let big = IDLE_CHECKPOINT_PAGES;
-        #[cfg(not(feature = "threads"))]
-        let big = CHECKPOINT_PAGES / 8;
-        if self
-            .wal_pages
-            .as_ref()
-            .is_some_and(|p| p.load(Ordering::Relaxed) >= big)
-        {
-            // Best effort, without waiting for other connections.
-            let _ = self.db.busy_timeout(std::time::Duration::ZERO);
-            let _ = self
-                .db
-                .query_row(schema::CHECKPOINT_RESTART, [], |_| Ok(()));
+        if !self.now {
+            checkpointer::close_later(job);
+            return;
         }
+        close_file(&job);
+    }
+}
+
+/// Checkpoints the WAL of the shard file at `path` (`TRUNCATE`, without waiting for other
+/// connections) on a connection of its own, which closes with checkpoint-on-close: when it is
+/// the file's last connection, SQLite deletes the `-wal` and `-shm` files. Only when both the
+/// file and the WAL still belong to the shard with site id `site` (hex): a file dropped and
+/// re-created or replaced meanwhile, or a WAL copied beside it, is left as it is (checkpointing
+/// would write one shard's pages into another). Best effort: a file in use stays as it is; a
+/// missing one is not recreated (no `CREATE` flag).
+fn close_file((path, site): &(PathBuf, String)) {
+    #[cfg(feature = "fs-metadata")]
+    match open::identities(path) {
+        Ok((in_file, Some(through_wal)))
+            if &through_wal == site && in_file.as_ref().is_none_or(|f| f == site) => {}
+        _ => return,
+    }
+    let _ = site;
+    let Ok(db) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return;
+    };
+    let _ = db.busy_timeout(std::time::Duration::ZERO);
+    let _ = db.pragma_update(None, "synchronous", "NORMAL");
+    let _ = db.query_row(schema::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
+}
+
+/// Waits until the shard closes handed to the background thread (see [`CloseOnDrop`]) have
+/// run, at most `timeout`; `true` when none is left. Call it before a process exits so the
+/// shards it closed are single files on disk (a close that does not run leaves the WAL beside
+/// the file, which is safe: the next open reads it).
+pub fn wait_for_closes(timeout: std::time::Duration) -> bool {
+    #[cfg(feature = "threads")]
+    {
+        checkpointer::wait_for_closes(timeout)
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        let _ = timeout;
+        true
     }
 }
 
@@ -167,6 +259,8 @@ pub(super) struct ReadPool {
     /// Whether readers map the file (an int8-only arena rescoring from the file).
     mapped: AtomicBool,
     idle: Mutex<Vec<ReadConn>>,
+    /// Set by a complete background checkpoint: the next write starts a new WAL generation.
+    checkpointed: AtomicBool,
     /// A background checkpoint is queued or running.
     #[cfg(feature = "threads")]
     checkpoint_queued: AtomicBool,
@@ -191,6 +285,7 @@ impl ReadPool {
             durability,
             mapped: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
+            checkpointed: AtomicBool::new(false),
             #[cfg(feature = "threads")]
             checkpoint_queued: AtomicBool::new(false),
             #[cfg(feature = "threads")]
@@ -295,15 +390,99 @@ mod checkpointer {
     //! One process-wide thread running the checkpoints the writers ask for, each once its shard
     //! has been idle for [`IDLE`].
 
+    use std::path::PathBuf;
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::{channel, Sender};
-    use std::sync::{Arc, OnceLock, Weak};
+    use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
     use std::time::{Duration, Instant};
 
-    use super::{checkpoint, ReadPool, IDLE};
+    use super::{checkpoint, close_file, ReadPool, IDLE};
 
-    static QUEUE: OnceLock<Option<Sender<Weak<ReadPool>>>> = OnceLock::new();
+    /// A shard file to close and its site id (hex).
+    type CloseJob = (PathBuf, String);
+
+    /// Work for the thread.
+    enum Job {
+        /// A `PASSIVE` checkpoint once the shard is idle.
+        Checkpoint(Weak<ReadPool>),
+        /// The checkpoint and WAL deletion of a closed shard file.
+        Close(CloseJob),
+    }
+
+    static QUEUE: OnceLock<Option<Sender<Job>>> = OnceLock::new();
     static EPOCH: OnceLock<Instant> = OnceLock::new();
+    /// Closes queued and not yet run, and its change signal.
+    static CLOSES: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+    fn queue() -> &'static Option<Sender<Job>> {
+        QUEUE.get_or_init(|| {
+            let (tx, rx) = channel::<Job>();
+            std::thread::Builder::new()
+                .name("sqlite-vector-checkpoint".into())
+                .spawn(move || {
+                    for job in rx {
+                        match job {
+                            Job::Checkpoint(pool) => {
+                                if let Some(pool) = pool.upgrade() {
+                                    run_when_idle(&pool);
+                                    pool.checkpoint_queued.store(false, Ordering::Release);
+                                }
+                            }
+                            Job::Close(path) => {
+                                close_file(&path);
+                                closed_one();
+                            }
+                        }
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        })
+    }
+
+    fn closed_one() {
+        let mut n = CLOSES.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        CLOSES.1.notify_all();
+    }
+
+    /// Queues the close of the shard file at `path` (runs it now if the thread is missing).
+    pub(super) fn close_later(path: CloseJob) {
+        *CLOSES.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        match queue() {
+            Some(tx) => {
+                if let Err(e) = tx.send(Job::Close(path)) {
+                    let Job::Close(path) = e.0 else {
+                        unreachable!("sent a close")
+                    };
+                    close_file(&path);
+                    closed_one();
+                }
+            }
+            None => {
+                close_file(&path);
+                closed_one();
+            }
+        }
+    }
+
+    /// See [`super::wait_for_closes`].
+    pub(super) fn wait_for_closes(timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut n = CLOSES.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = CLOSES
+                .1
+                .wait_timeout(n, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
 
     /// Microseconds on the checkpointer's monotonic clock.
     pub(super) fn now_us() -> u64 {
@@ -322,7 +501,9 @@ mod checkpointer {
         }
         // Best effort: a failed checkpoint is asked for again by a later commit.
         if let Ok(conn) = pool.take() {
-            let _ = checkpoint(&conn.db);
+            if checkpoint(&conn.db) == Ok(true) {
+                pool.checkpointed.store(true, Ordering::Release);
+            }
             pool.give_back(conn);
         }
     }
@@ -332,23 +513,8 @@ mod checkpointer {
         if pool.checkpoint_queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        let queue = QUEUE.get_or_init(|| {
-            let (tx, rx) = channel::<Weak<ReadPool>>();
-            std::thread::Builder::new()
-                .name("sqlite-vector-checkpoint".into())
-                .spawn(move || {
-                    for job in rx {
-                        if let Some(pool) = job.upgrade() {
-                            run_when_idle(&pool);
-                            pool.checkpoint_queued.store(false, Ordering::Release);
-                        }
-                    }
-                })
-                .ok()
-                .map(|_| tx)
-        });
-        match queue {
-            Some(tx) if tx.send(Arc::downgrade(pool)).is_ok() => {}
+        match queue() {
+            Some(tx) if tx.send(Job::Checkpoint(Arc::downgrade(pool))).is_ok() => {}
             // No thread (it could not be started): the writer's inline checkpoint remains.
             _ => pool.checkpoint_queued.store(false, Ordering::Release),
         }

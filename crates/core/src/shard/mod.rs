@@ -67,6 +67,7 @@ mod read;
 mod types;
 mod write;
 
+pub use conn::wait_for_closes;
 pub(crate) use hybrid::{both, fusion_vector_score};
 pub use open::OpenOptions;
 pub(crate) use types::query_words;
@@ -116,6 +117,9 @@ pub struct Shard {
     /// ([`State::version`]): agents repeat the same filter, and evaluating it costs one pass
     /// over the metadata. Most recent first, at most [`FILTER_CACHE`] entries.
     filter_cache: Mutex<FilterCache>,
+    /// Declared last, so it runs after the connections above are closed: checkpoints a
+    /// `normal` file shard's WAL into the file and deletes it (see [`conn::CloseOnDrop`]).
+    close: conn::CloseOnDrop,
 }
 
 thread_local! {
@@ -152,16 +156,16 @@ pub(crate) fn corrupt_item(id: &str, e: Error) -> Error {
     }
 }
 
-impl Drop for Shard {
-    fn drop(&mut self) {
-        self.writer
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .before_close();
-    }
-}
-
 impl Shard {
+    /// Closes the handle and, for a `normal` shard file no other connection has open,
+    /// checkpoints its WAL into the file and deletes the `-wal` and `-shm` files before
+    /// returning, so the shard is one self-contained file (copy it, back it up). Dropping a
+    /// handle does the same on a background thread (see [`wait_for_closes`]). `full` shards
+    /// always do it as they close. Best effort: a file in use elsewhere keeps its WAL.
+    pub fn close(mut self) {
+        self.close.run_now();
+    }
+
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }

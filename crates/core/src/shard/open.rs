@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::conn::{ReadPool, Readers, Writer};
+use super::conn::{CloseOnDrop, ReadPool, Readers, Writer};
 use super::{corrupt_item, Shard, State};
 use crate::arena::Arena;
 use crate::change::SiteId;
@@ -112,6 +112,91 @@ pub(super) fn map_foreign(path: &Path, e: rusqlite::Error) -> Error {
     Error::from(e)
 }
 
+/// `path` with `suffix` appended (`-wal`, `-shm`).
+#[cfg(feature = "fs-metadata")]
+pub(crate) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// A SQLite `file:` URI for `path` with the query `params` (path bytes outside the unreserved
+/// set percent-encoded, RFC 3986 §2; SQLite decodes them).
+#[cfg(feature = "fs-metadata")]
+fn file_uri(path: &Path, params: &str) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push('?');
+    uri.push_str(params);
+    uri
+}
+
+/// Refuses to open `path` beside a write-ahead log that belongs to another shard (a `-wal`
+/// copied next to it, or left behind by the shard a copied `.db` replaced): SQLite would
+/// silently read the other shard's pages over this one's. The shard's identity is its site id
+/// (`meta.site_id`): read from the main file alone (an `immutable` connection, which reads no
+/// WAL), and through the WAL on a read-only connection that never checkpoints (so nothing of
+/// the foreign log reaches the file). Costs two connection opens, and only when a non-empty
+/// `-wal` exists at open (closing a shard checkpoints and deletes it).
+///
+/// # Errors
+/// [`Error::Corrupt`] naming both site ids and the fix (move the `-wal` and `-shm` away).
+#[cfg(feature = "fs-metadata")]
+fn check_wal_owner(path: &Path) -> Result<()> {
+    let wal = sidecar(path, "-wal");
+    if std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let (Some(in_file), through_wal) = identities(path)? else {
+        // A main file without a profile yet (everything still in the WAL): nothing to compare.
+        return Ok(());
+    };
+    match through_wal {
+        Some(through_wal) if through_wal != in_file => Err(Error::Corrupt(format!(
+            "{} belongs to another shard (site {through_wal}), not to {} (site {in_file}): \
+             move the -wal and -shm files away to open the shard as it was last checkpointed",
+            wal.display(),
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The site id (hex) of the shard file at `path` as its main file alone shows it (an
+/// `immutable` connection, which reads no WAL and takes no lock), and as seen through its WAL
+/// (a read-only connection that never checkpoints, so nothing of a foreign log reaches the
+/// file); `None` where there is none to read.
+///
+/// # Errors
+/// [`Error::Sqlite`] (or the mapped open errors) from the read-only connection.
+#[cfg(feature = "fs-metadata")]
+pub(super) fn identities(path: &Path) -> Result<(Option<String>, Option<String>)> {
+    let site = |db: &Connection| -> Option<String> {
+        db.query_row(schema::META_GET, ["site_id"], |r| r.get(0))
+            .ok()
+    };
+    let ro = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let in_file = Connection::open_with_flags(
+        file_uri(path, "immutable=1"),
+        ro | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .ok()
+    .and_then(|db| site(&db));
+    let db = Connection::open_with_flags(path, ro).map_err(|e| map_foreign(path, e))?;
+    db.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    db.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok((in_file, site(&db)))
+}
+
 /// Maps an error of reading a file that may not be a shard at all.
 fn foreign(path: Option<&Path>, e: Error) -> Error {
     match (path, e) {
@@ -144,11 +229,10 @@ fn configure_common(db: &Connection, durability: Durability) -> Result<()> {
     db.busy_timeout(std::time::Duration::from_secs(5))?;
     db.pragma_update(None, "cache_size", -8192i64)?;
     db.pragma_update(None, "temp_store", "MEMORY")?;
-    // Under `normal`, closing does not checkpoint: the WAL stays beside the file and is read on
-    // the next open. A checkpoint at close costs four fsyncs (about 1 ms), and `normal`
-    // promises durability against process crashes, which the WAL gives; power loss can roll
-    // back the last commits but never corrupts (WAL frames are checksummed). `full`
-    // checkpoints at close as SQLite does by default.
+    // Under `normal`, closing a connection does not checkpoint: that costs the checkpoint's
+    // fsyncs (1–20 ms measured here), so a closing handle leaves it to the background closer
+    // (`conn::CloseOnDrop`), which checkpoints the WAL into the file and deletes the `-wal`
+    // and `-shm` off the caller's path. `full` checkpoints at close as SQLite does by default.
     if durability != Durability::Memory {
         db.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
@@ -430,6 +514,8 @@ impl Shard {
             )));
         }
         let clock = options.clock()?;
+        #[cfg(feature = "fs-metadata")]
+        check_wal_owner(path)?;
         let db = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -568,6 +654,10 @@ impl Shard {
         // vectors, so give that memory back (about 1.6 MB per 1,000 × 384 shard).
         db.execute_batch(schema::SHRINK_MEMORY)?;
         let writer = Writer::new(db, seed as u64, path.is_some())?;
+        let close = CloseOnDrop::new(match &path {
+            Some(p) if profile.durability == Durability::Normal => Some((p.clone(), site_hex)),
+            _ => None,
+        });
         Ok(Shard {
             path,
             profile,
@@ -580,6 +670,7 @@ impl Shard {
             writer: Mutex::new(writer),
             readers,
             filter_cache: Mutex::new(Vec::new()),
+            close,
         })
     }
 }

@@ -108,6 +108,7 @@ impl Shard {
         let mut guard = self.lock_writer()?;
         let writer = &mut *guard;
         let _mark = super::TransactionMark::set(self);
+        let mark_wal = writer.wal_mark_needed(&self.readers);
         let db = &writer.db;
         exec(db, schema::BEGIN_IMMEDIATE, [])?;
         let ran = (|| {
@@ -162,6 +163,13 @@ impl Shard {
         // database: reload both from it.
         let applied = self
             .apply(&mut st, ops, db, seq)
+            .and_then(|()| {
+                if mark_wal {
+                    exec(db, schema::META_MARK_WAL, [seq.to_string()]).map(drop)
+                } else {
+                    Ok(())
+                }
+            })
             .and_then(|()| exec(db, schema::COMMIT, []).map(drop));
         if let Err(e) = applied {
             rollback(db);
@@ -178,7 +186,7 @@ impl Shard {
         let n_live = st.arena.len();
         drop(st);
         guard.after_write(written, n_live);
-        guard.after_commit(&self.readers);
+        guard.after_commit(&self.readers, mark_wal);
         Ok(r)
     }
 

@@ -60,11 +60,12 @@ fn modes_set_the_documented_pragmas() {
 
 /// Child side of the crash tests: inserts forever (single items, or batches of 100), printing
 /// `ack N` after each acknowledged write, until the parent kills it.
+/// Not a test of its own: ignored in a plain run (listed as such), run by its parent with
+/// `--ignored --exact`; it fails, never passes vacuously, without its parent's environment.
 #[test]
+#[ignore = "child process of another test"]
 fn crash_child() {
-    let Ok(path) = std::env::var("SV_CRASH_PATH") else {
-        return;
-    };
+    let path = std::env::var("SV_CRASH_PATH").expect("SV_CRASH_PATH (set by the parent test)");
     let batch: usize = std::env::var("SV_CRASH_BATCH").unwrap().parse().unwrap();
     let shard = Shard::open(&path).unwrap();
     let mut out = std::io::stdout().lock();
@@ -102,6 +103,7 @@ fn crash_run(mode: Durability, batch: usize, acks_before_kill: usize) {
         .args([
             "durability::crash_child",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -160,4 +162,139 @@ fn acknowledged_single_inserts_survive_kill_9_full() {
 #[test]
 fn batches_are_atomic_under_kill_9() {
     crash_run(Durability::Normal, 100, 40);
+}
+
+fn sidecar(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    p.into()
+}
+
+fn ids_of(shard: &Shard) -> Vec<String> {
+    shard
+        .query_sql("SELECT id FROM items WHERE cl % 2 = 1 ORDER BY id", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| match &r[0] {
+            SqlValue::Text(t) => t.clone(),
+            v => panic!("id {v:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_closed_shard_is_one_self_contained_file() {
+    for (mode, explicit) in [
+        (Durability::Normal, true),
+        (Durability::Normal, false),
+        (Durability::Full, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let shard = Shard::create(
+            &path,
+            &Profile::new(64, Metric::Cosine).with_durability(mode),
+        )
+        .unwrap();
+        for (i, v) in random_vectors(10, 64, 3).into_iter().enumerate() {
+            shard
+                .insert(NewItem::new(v).with_id(i.to_string()))
+                .unwrap();
+        }
+        // A reader connection is open too (the search); the last connection to close
+        // checkpoints.
+        shard.search(&[0.5; 64], &SearchParams::k(3)).unwrap();
+        assert!(
+            sidecar(&path, "-wal").exists(),
+            "{mode}: the WAL while open"
+        );
+        if explicit {
+            shard.close();
+        } else {
+            // Dropped: the checkpoint runs off this thread.
+            drop(shard);
+            assert!(sqlite_vector::wait_for_closes(
+                std::time::Duration::from_secs(30)
+            ));
+        }
+        assert!(
+            !sidecar(&path, "-wal").exists(),
+            "{mode}: no -wal after close"
+        );
+        assert!(
+            !sidecar(&path, "-shm").exists(),
+            "{mode}: no -shm after close"
+        );
+        // Copying the file alone copies every item.
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        assert_eq!(Shard::open(&copy).unwrap().len(), 10, "{mode}");
+    }
+}
+
+#[test]
+fn a_wal_of_another_shard_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::new(8, Metric::L2);
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let vectors = random_vectors(20, 8, 4);
+    for (path, prefix) in [(&a, "a"), (&b, "b")] {
+        let shard = Shard::create(path, &profile).unwrap();
+        for (i, v) in vectors.iter().enumerate() {
+            shard
+                .insert(NewItem::new(v.clone()).with_id(format!("{prefix}{i}")))
+                .unwrap();
+        }
+    }
+    // Both closed: their files hold everything (a main file never checkpointed has no identity
+    // to compare a WAL with).
+    assert!(sqlite_vector::wait_for_closes(
+        std::time::Duration::from_secs(30)
+    ));
+    // 1. Another shard's -wal copied beside `a` (taken while `b` is open: its WAL holds its
+    //    pages, its profile and site id among them).
+    let b_open = Shard::open(&b).unwrap();
+    b_open
+        .insert(NewItem::new(vectors[0].clone()).with_id("b-extra"))
+        .unwrap();
+    std::fs::copy(sidecar(&b, "-wal"), sidecar(&a, "-wal")).unwrap();
+    drop(b_open);
+    let e = Shard::open(&a)
+        .err()
+        .expect("a foreign WAL must be refused");
+    assert!(matches!(e, sqlite_vector::Error::Corrupt(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("a.db-wal belongs to another shard") && msg.contains("move the -wal"),
+        "{msg}"
+    );
+    // Refusing changed nothing: without the foreign log, `a` is intact.
+    for s in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(sidecar(&a, s));
+    }
+    let shard = Shard::open(&a).unwrap();
+    assert_eq!(ids_of(&shard).len(), 20);
+    assert!(ids_of(&shard).iter().all(|id| id.starts_with('a')));
+    shard.check_integrity().unwrap();
+    drop(shard);
+
+    // 2. A `.db` copied over a shard that still has its old -wal (here: `b`'s file over `a`,
+    //    whose WAL is left from a handle that was killed before it could close).
+    let a_open = Shard::open(&a).unwrap();
+    a_open
+        .insert(NewItem::new(vectors[1].clone()).with_id("a-extra"))
+        .unwrap();
+    let a_wal = std::fs::read(sidecar(&a, "-wal")).unwrap();
+    a_open.close();
+    std::fs::copy(&b, &a).unwrap();
+    std::fs::write(sidecar(&a, "-wal"), a_wal).unwrap();
+    let e = Shard::open(&a)
+        .err()
+        .expect("a stale WAL of the replaced file must be refused");
+    assert!(e.to_string().contains("belongs to another shard"), "{e}");
+    std::fs::remove_file(sidecar(&a, "-wal")).unwrap();
+    let _ = std::fs::remove_file(sidecar(&a, "-shm"));
+    let shard = Shard::open(&a).unwrap();
+    assert!(ids_of(&shard).iter().all(|id| id.starts_with('b')));
+    assert_eq!(shard.len(), 21);
 }
