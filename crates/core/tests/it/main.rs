@@ -10,6 +10,7 @@ mod index;
 mod manager;
 mod query;
 mod real_data;
+mod soak;
 mod sync;
 mod transaction;
 
