@@ -68,7 +68,8 @@ enum Command {
         #[arg(allow_negative_numbers = true)]
         id: String,
     },
-    /// Delete items (each leaves a tombstone for sync).
+    /// Delete items, all or nothing: one unknown id deletes none (each deleted item leaves a
+    /// tombstone for sync).
     Delete {
         /// Shard file.
         path: PathBuf,
