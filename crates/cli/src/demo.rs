@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlite_vector::{Filter, NewItem, Profile, SearchParams, Shard};
 use sqlite_vector_dataset::{percentile, read_f32_bytes, read_i32_bytes, recall_at_k};
 
-use crate::{user, CliResult};
+use crate::{new_file, user, CliResult};
 
 const BASE: &[u8] = include_bytes!("../../../data/sample/base.npy");
 const ITEMS: &str = include_str!("../../../data/sample/items.jsonl");
@@ -83,6 +83,7 @@ pub fn run(keep: Option<PathBuf>) -> CliResult {
     if path.exists() {
         return Err(user(format!("{} already exists", path.display())));
     }
+    new_file(&path)?;
     println!("sqlite-vector demo: {n} Debian package descriptions, all-MiniLM-L6-v2 vectors (384-d), cosine\n");
 
     let profile = Profile::new(queries.cols, sqlite_vector::Metric::Cosine)

@@ -1,18 +1,18 @@
 //! `sqlite-vector import`: vectors from `.npy` (ids, metadata and text from an aligned JSONL
 //! file), or JSONL lines that carry their own vector. Items are written in batches, each one
-//! transaction; a bad line stops the import with its line number, and the batches committed
-//! before it stay.
+//! transaction; a bad line (malformed, not UTF-8, or refused by the shard) stops the import with
+//! its line number (or its row of the .npy), and the batches committed before it stay.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
-use sqlite_vector::{NewItem, Shard};
+use sqlite_vector::NewItem;
 
-use crate::{user, CliResult};
+use crate::{existing_file, open_shard, user, CliResult, Failure};
 
 /// Options of `import`.
 #[derive(Args)]
@@ -25,7 +25,8 @@ pub struct ImportArgs {
     /// JSONL: one object per item (aligned with --npy rows when both are given).
     #[arg(long)]
     jsonl: Option<PathBuf>,
-    /// Field of a JSONL line holding the id (strings and integers are accepted).
+    /// Field of a JSONL line holding the id: a string, or an integer of at most 64 bits (other
+    /// numbers, such as 1.5, 1e3 or 2^64, are refused: quote them).
     #[arg(long, default_value = "id")]
     id_field: String,
     /// Field holding the text.
@@ -61,8 +62,21 @@ fn item_from_line(
     let id = match obj.remove(&args.id_field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => return Err(at(format!("{} must be a string or number", args.id_field))),
+        // Integers beyond 64 bits, like fractions and exponents, reach here as f64, which
+        // would round them (two ids becoming one): refused rather than changed.
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        Some(Value::Number(n)) => {
+            return Err(at(format!(
+                "{} {n} is not an integer of at most 64 bits: quote it as a string",
+                args.id_field
+            )))
+        }
+        Some(_) => {
+            return Err(at(format!(
+                "{} must be a string or an integer",
+                args.id_field
+            )))
+        }
     };
     let text = match obj.remove(&args.text_field) {
         None | Some(Value::Null) => None,
@@ -92,20 +106,42 @@ fn item_from_line(
     })
 }
 
+/// The lines of a JSONL file, numbered from 1: invalid UTF-8 is the user's error (with the
+/// line number), a failed read the system's.
+fn jsonl_lines(path: &Path) -> CliResult<impl Iterator<Item = CliResult<(usize, String)>> + '_> {
+    existing_file(path)?;
+    let file = File::open(path).map_err(|e| Failure::from(e).context(path.display()))?;
+    let lines = BufReader::new(file).split(b'\n').enumerate();
+    Ok(lines.map(move |(i, line)| {
+        let lineno = i + 1;
+        let mut bytes = line.map_err(|e| Failure::from(e).context(path.display()))?;
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        let line = String::from_utf8(bytes).map_err(|e| {
+            user(format!(
+                "line {lineno}: invalid UTF-8 at byte {}",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Ok((lineno, line))
+    }))
+}
+
 /// Runs the import.
 pub fn run(args: ImportArgs) -> CliResult {
     if args.batch == 0 {
         return Err(user("--batch must be at least 1"));
     }
-    let shard = Shard::open(&args.path)?;
+    let shard = open_shard(&args.path)?;
     let matrix = match &args.npy {
-        Some(p) => Some(sqlite_vector_dataset::read_f32(p)?),
+        Some(p) => {
+            existing_file(p)?;
+            Some(sqlite_vector_dataset::read_f32(p)?)
+        }
         None => None,
     };
-    let lines: Option<Box<dyn Iterator<Item = std::io::Result<String>>>> = match &args.jsonl {
-        Some(p) => Some(Box::new(BufReader::new(File::open(p)?).lines())),
-        None => None,
-    };
+    let lines = args.jsonl.as_deref().map(jsonl_lines).transpose()?;
     if matrix.is_none() && lines.is_none() {
         return Err(user("give --npy FILE, --jsonl FILE, or both"));
     }
@@ -119,20 +155,37 @@ pub fn run(args: ImportArgs) -> CliResult {
             .expect("valid template"),
     );
     let started = std::time::Instant::now();
-    let mut batch = Vec::with_capacity(args.batch);
+    // Each item with where it came from (its JSONL line, else its .npy row), to name the one
+    // the shard refuses.
+    let place = |n: usize| match args.jsonl {
+        Some(_) => format!("line {n}"),
+        None => format!("row {n}"),
+    };
+    let mut batch: Vec<(usize, NewItem)> = Vec::with_capacity(args.batch);
     let mut done = 0usize;
-    let flush = |batch: &mut Vec<NewItem>, done: &mut usize| -> CliResult {
+    let flush = |batch: &mut Vec<(usize, NewItem)>, done: &mut usize| -> CliResult {
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len();
-        let items = std::mem::take(batch);
-        if args.upsert {
-            shard.upsert_batch(items)
-        } else {
-            shard.insert_batch(items)
-        }
-        .map_err(|e| user(format!("items {}..{}: {e}", *done + 1, *done + n)))?;
+        let mut at = None;
+        shard
+            .transaction(|tx| {
+                for (place, item) in batch.drain(..) {
+                    at = Some(place);
+                    if args.upsert {
+                        tx.upsert(item)?;
+                    } else {
+                        tx.insert(item)?;
+                    }
+                }
+                at = None;
+                Ok(())
+            })
+            .map_err(|e| match (Failure::from(e), at) {
+                (f, Some(n)) if f.is_user() => f.context(place(n)),
+                (f, _) => f.context(format!("items {}..{}", *done + 1, *done + n)),
+            })?;
         *done += n;
         bar.set_position(*done as u64);
         Ok(())
@@ -142,7 +195,10 @@ pub fn run(args: ImportArgs) -> CliResult {
             let mut lines = lines;
             for row in 0..m.rows {
                 let mut item = match lines.as_mut().map(Iterator::next) {
-                    Some(Some(line)) => item_from_line(&args, &line?, row + 1, false)?,
+                    Some(Some(line)) => {
+                        let (lineno, line) = line?;
+                        item_from_line(&args, &line, lineno, false)?
+                    }
                     Some(None) => {
                         return Err(user(format!(
                             "the JSONL file has {row} lines, the .npy has {} rows",
@@ -158,7 +214,8 @@ pub fn run(args: ImportArgs) -> CliResult {
                     )));
                 }
                 item.vector = m.row(row).to_vec();
-                batch.push(item);
+                let n = if lines.is_some() { row + 1 } else { row };
+                batch.push((n, item));
                 if batch.len() == args.batch {
                     flush(&mut batch, &mut done)?;
                 }
@@ -173,12 +230,13 @@ pub fn run(args: ImportArgs) -> CliResult {
             }
         }
         (None, Some(lines)) => {
-            for (i, line) in lines.enumerate() {
-                let line = line?;
+            for line in lines {
+                let (lineno, line) = line?;
                 if line.trim().is_empty() {
                     continue;
                 }
-                batch.push(item_from_line(&args, &line, i + 1, true)?);
+                let item = item_from_line(&args, &line, lineno, true)?;
+                batch.push((lineno, item));
                 if batch.len() == args.batch {
                     flush(&mut batch, &mut done)?;
                 }

@@ -10,7 +10,7 @@ mod demo;
 mod import;
 mod mcp;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -64,15 +64,17 @@ enum Command {
     Get {
         /// Shard file.
         path: PathBuf,
-        /// Item id.
+        /// Item id (a negative integer id is taken as the id, not an option).
+        #[arg(allow_negative_numbers = true)]
         id: String,
     },
-    /// Delete items (each leaves a tombstone for sync).
+    /// Delete items, all or nothing: one unknown id deletes none (each deleted item leaves a
+    /// tombstone for sync).
     Delete {
         /// Shard file.
         path: PathBuf,
-        /// Item ids.
-        #[arg(required = true)]
+        /// Item ids (negative integer ids are taken as ids, not options).
+        #[arg(required = true, allow_negative_numbers = true)]
         ids: Vec<String>,
     },
     /// Show a shard's profile, counts and sizes.
@@ -245,25 +247,34 @@ enum ShardsCommand {
     },
 }
 
-/// A CLI failure: the message and whether the user caused it.
+/// A CLI failure: the message and whether the user caused it (exit code 2) or the system did
+/// (exit code 1).
 pub(crate) struct Failure {
     msg: String,
     user: bool,
 }
 
 impl From<sqlite_vector::Error> for Failure {
+    /// User or system as the core classifies it ([`sqlite_vector::ErrorKind::is_user_error`]).
     fn from(e: sqlite_vector::Error) -> Self {
         Failure {
-            user: e.is_user_error(),
+            user: e.kind().is_user_error(),
             msg: e.to_string(),
         }
     }
 }
 
 impl From<sqlite_vector_dataset::DatasetError> for Failure {
+    /// A malformed file is the user's; a file that cannot be read is theirs when the path is
+    /// wrong (missing, a directory), the system's otherwise.
     fn from(e: sqlite_vector_dataset::DatasetError) -> Self {
+        use sqlite_vector_dataset::DatasetError;
+        let user = match &e {
+            DatasetError::Io { source, .. } => is_path_mistake(source),
+            _ => true,
+        };
         Failure {
-            user: true,
+            user,
             msg: e.to_string(),
         }
     }
@@ -286,6 +297,19 @@ impl Failure {
             user: false,
         }
     }
+
+    /// The same failure (same exit code), its message prefixed with `what: `.
+    pub(crate) fn context(self, what: impl std::fmt::Display) -> Failure {
+        Failure {
+            msg: format!("{what}: {}", self.msg),
+            ..self
+        }
+    }
+
+    /// Whether the user's input caused it.
+    pub(crate) fn is_user(&self) -> bool {
+        self.user
+    }
 }
 
 /// A user error with this message.
@@ -294,6 +318,106 @@ pub(crate) fn user(msg: impl Into<String>) -> Failure {
         msg: msg.into(),
         user: true,
     }
+}
+
+/// Whether an I/O error on a path the user gave is a mistake in that path (it does not exist,
+/// or it or one of its parents is of the wrong kind) rather than a failure of the system.
+fn is_path_mistake(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), NotFound | IsADirectory | NotADirectory)
+}
+
+/// The failure of reading `path`'s metadata: the user's when the path is wrong.
+fn path_failure(path: &Path, e: std::io::Error) -> Failure {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => user(format!("no such file: {}", path.display())),
+        _ if is_path_mistake(&e) => user(format!("{}: {e}", path.display())),
+        _ => Failure::internal(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Checks that `path` names an existing file (a shard, or an input): a missing path or a
+/// directory is the user's mistake, named in the message.
+pub(crate) fn existing_file(path: &Path) -> CliResult {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(user(format!(
+            "{} is a directory, not a file",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(path_failure(path, e)),
+    }
+}
+
+/// Opens the shard file at `path` (see [`existing_file`]).
+pub(crate) fn open_shard(path: &Path) -> CliResult<Shard> {
+    existing_file(path)?;
+    Ok(Shard::open(path)?)
+}
+
+/// Checks that a new file can be made at `path`: it is not a directory and its parent
+/// directory exists.
+pub(crate) fn new_file(path: &Path) -> CliResult {
+    if path.is_dir() {
+        return Err(user(format!("{} is a directory", path.display())));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(user(format!("{} is not a directory", parent.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(user(format!(
+            "directory {} does not exist",
+            parent.display()
+        ))),
+        Err(e) => Err(path_failure(parent, e)),
+    }
+}
+
+/// The catalog file of a shard root (see `ShardManager`): its presence tells a root from
+/// any other directory.
+const ROOT_CATALOG: &str = "catalog.db";
+
+/// Opens the manager of an existing root, for every command but `shards create`: a mistyped
+/// `--root` is refused instead of becoming a new, empty root.
+fn existing_root(root: &Path) -> CliResult<ShardManager> {
+    match std::fs::metadata(root) {
+        Ok(m) if !m.is_dir() => {
+            return Err(user(format!(
+                "--root {} is not a directory",
+                root.display()
+            )))
+        }
+        Ok(_) if !root.join(ROOT_CATALOG).is_file() => {
+            return Err(user(format!(
+                "--root {} is not a shard root (it has no {ROOT_CATALOG}); `shards create` \
+                 makes one",
+                root.display()
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(user(format!(
+                "no shard root at {}; `shards create` makes one",
+                root.display()
+            )))
+        }
+        Err(e) => return Err(path_failure(root, e)),
+    }
+    Ok(ShardManager::open(root, ManagerOptions::default())?)
+}
+
+/// Opens the manager of `root` for `shards create`, creating the root if missing.
+fn new_root(root: &Path) -> CliResult<ShardManager> {
+    if root.exists() && !root.is_dir() {
+        return Err(user(format!(
+            "--root {} is not a directory",
+            root.display()
+        )));
+    }
+    Ok(ShardManager::open(root, ManagerOptions::default())?)
 }
 
 pub(crate) type CliResult<T = ()> = Result<T, Failure>;
@@ -307,6 +431,7 @@ fn query_vector(args: &SearchArgs) -> CliResult<Option<Vec<f32>>> {
     match (&args.vector, &args.npy, args.row) {
         (Some(v), _, _) => Ok(Some(parse_vector(v)?)),
         (None, Some(p), Some(r)) => {
+            existing_file(p)?;
             let m = sqlite_vector_dataset::read_f32(p)?;
             if r >= m.rows {
                 return Err(user(format!(
@@ -380,12 +505,12 @@ fn search(args: SearchArgs) -> CliResult {
     }
     let (target, profiles) = match (&args.path, &args.root) {
         (Some(path), _) => {
-            let shard = Shard::open(path)?;
+            let shard = open_shard(path)?;
             let profiles = vec![(path.display().to_string(), shard.profile().clone())];
             (Target::File(Box::new(shard)), profiles)
         }
         (None, Some(root)) => {
-            let manager = ShardManager::open(root, ManagerOptions::default())?;
+            let manager = existing_root(root)?;
             let (scope, profiles) = match &args.prefix {
                 Some(p) => {
                     let list = manager.list(Some(p))?;
@@ -393,14 +518,12 @@ fn search(args: SearchArgs) -> CliResult {
                     (Scope::Prefix(p.clone()), profiles)
                 }
                 None => {
+                    // An unknown name fails the search, as in the MCP server; a shard that
+                    // exists but fails to search is reported with the results.
                     let mut profiles = Vec::new();
                     for name in &args.shards {
-                        match manager.open_shard(name) {
-                            Ok(s) => profiles.push((name.clone(), s.profile().clone())),
-                            // Reported with the results, as for any shard that fails.
-                            Err(sqlite_vector::Error::UnknownShard(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
+                        let shard = manager.open_shard(name)?;
+                        profiles.push((name.clone(), shard.profile().clone()));
                     }
                     (Scope::Names(args.shards.clone()), profiles)
                 }
@@ -490,7 +613,7 @@ fn search(args: SearchArgs) -> CliResult {
 fn shards(command: ShardsCommand) -> CliResult {
     match command {
         ShardsCommand::List { root, prefix, json } => {
-            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let manager = existing_root(&root)?;
             let list = manager.list(prefix.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list).expect("json"));
@@ -517,7 +640,7 @@ fn shards(command: ShardsCommand) -> CliResult {
             root,
             profile,
         } => {
-            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let manager = new_root(&root)?;
             manager.create(&name, &profile.profile())?;
             println!(
                 "created shard {name} (dim {}, {}) in {}",
@@ -527,12 +650,12 @@ fn shards(command: ShardsCommand) -> CliResult {
             );
         }
         ShardsCommand::Drop { name, root } => {
-            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let manager = existing_root(&root)?;
             manager.drop_shard(&name)?;
             println!("dropped shard {name}");
         }
         ShardsCommand::Stats { name, root } => {
-            let manager = ShardManager::open(&root, ManagerOptions::default())?;
+            let manager = existing_root(&root)?;
             let s = manager.stats(&name)?;
             println!("{}", serde_json::to_string_pretty(&s).expect("json"));
         }
@@ -549,7 +672,7 @@ fn run(cli: Cli) -> CliResult {
             ef_search,
             drop,
         } => {
-            let shard = Shard::open(&path)?;
+            let shard = open_shard(&path)?;
             if drop {
                 let had = shard.drop_index()?;
                 println!(
@@ -578,6 +701,7 @@ fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Create { path, profile } => {
+            new_file(&path)?;
             Shard::create(&path, &profile.profile())?;
             println!(
                 "created {} (dim {}, {}, durability {})",
@@ -591,7 +715,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Search(args) => search(args)?,
         Command::Shards { command } => shards(command)?,
         Command::Get { path, id } => {
-            let shard = Shard::open(&path)?;
+            let shard = open_shard(&path)?;
             let item = shard.get(&id)?;
             println!(
                 "{}",
@@ -599,14 +723,18 @@ fn run(cli: Cli) -> CliResult {
             );
         }
         Command::Delete { path, ids } => {
-            let shard = Shard::open(&path)?;
-            for id in &ids {
-                shard.delete(id)?;
-            }
+            let shard = open_shard(&path)?;
+            // One transaction: all of the ids or none.
+            shard
+                .transaction(|tx| ids.iter().try_for_each(|id| tx.delete(id)))
+                .map_err(|e| match Failure::from(e) {
+                    f if ids.len() > 1 => f.context("nothing was deleted"),
+                    f => f,
+                })?;
             println!("deleted {} item(s)", ids.len());
         }
         Command::Stats { path, check, json } => {
-            let shard = Shard::open(&path)?;
+            let shard = open_shard(&path)?;
             if check {
                 shard.check_integrity()?;
             }
@@ -633,12 +761,36 @@ fn run(cli: Cli) -> CliResult {
     Ok(())
 }
 
+/// A clap error as one line: its first paragraph (the message and the values it lists),
+/// without the usage and the tips that follow.
+fn argument_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = first.join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    format!("{msg} (see --help)")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and succeed.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("error: {}", argument_error(&e));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.msg);
+            // One line, whatever the cause put in its message.
+            let msg: Vec<&str> = f.msg.lines().map(str::trim).collect();
+            eprintln!("error: {}", msg.join(" "));
             if f.user {
                 ExitCode::from(2)
             } else {

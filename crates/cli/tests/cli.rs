@@ -4,8 +4,15 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary under test: this build's, or the one `SQLITE_VECTOR_CLI_BIN` names (to run these
+/// tests against another build, e.g. to see a regression test fail before its fix).
+fn bin_path() -> std::ffi::OsString {
+    std::env::var_os("SQLITE_VECTOR_CLI_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_sqlite-vector").into())
+}
+
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sqlite-vector"))
+    Command::new(bin_path())
 }
 
 fn run(args: &[&str]) -> Output {
@@ -22,15 +29,20 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Runs a command that must fail with `code` and a message containing `needle`.
+/// Runs a command that must fail with `code` and a one-line message containing `needle`.
 fn fails(args: &[&str], code: i32, needle: &str) {
-    let out = run(args);
+    fails_with(run(args), args, code, needle);
+}
+
+/// Checks a finished command's exit code and its one-line message.
+fn fails_with(out: Output, what: impl std::fmt::Debug, code: i32, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert_eq!(out.status.code(), Some(code), "{what:?}: {err}");
     assert!(
         err.contains(needle),
-        "{args:?}: expected {needle:?} in {err:?}"
+        "{what:?}: expected {needle:?} in {err:?}"
     );
+    assert_eq!(err.lines().count(), 1, "{what:?}: not one line: {err:?}");
 }
 
 fn p(path: &Path) -> &str {
@@ -267,11 +279,6 @@ fn bad_input_exit_codes_and_messages() {
     )
     .unwrap();
     fails(&["stats", p(&text)], 2, "not a SQLite database");
-    fails(
-        &["stats", p(&dir.path().join("missing.db"))],
-        1,
-        "no shard file",
-    );
 }
 
 #[test]
@@ -611,4 +618,335 @@ fn text_queries_take_the_mode_rule_of_the_mcp_server() {
         "other-model-v1",
     );
     assert!(search("other", &["--mode", "text"]).contains("text mode"));
+}
+
+/// A new empty shard `s.db` of dimension 2 in `dir`.
+fn shard2(dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("s.db");
+    ok(&["create", p(&db), "--dim", "2"]);
+    db
+}
+
+/// A shard of items `a`, `b` and `c`.
+fn abc_shard(dir: &Path) -> std::path::PathBuf {
+    let db = shard2(dir);
+    let jsonl = dir.join("abc.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"a\", \"vector\": [1, 0]}\n{\"id\": \"b\", \"vector\": [0, 1]}\n\
+         {\"id\": \"c\", \"vector\": [1, 1]}\n",
+    )
+    .unwrap();
+    ok(&["import", p(&db), "--jsonl", p(&jsonl)]);
+    db
+}
+
+fn count(db: &Path) -> (u64, u64) {
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", p(db), "--json"])).unwrap();
+    (
+        stats["count"].as_u64().unwrap(),
+        stats["tombstones"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn delete_of_several_ids_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = abc_shard(dir.path());
+    fails(
+        &["delete", p(&db), "b", "a", "nope"],
+        2,
+        "nothing was deleted: unknown id: \"nope\"",
+    );
+    assert_eq!(count(&db), (3, 0), "a and b survive the failed delete");
+    ok(&["get", p(&db), "a"]);
+    ok(&["get", p(&db), "b"]);
+    // The same id twice: the second is unknown by then, so nothing is deleted either.
+    fails(&["delete", p(&db), "a", "a"], 2, "unknown id: \"a\"");
+    assert_eq!(count(&db), (3, 0));
+    let out = ok(&["delete", p(&db), "b", "a"]);
+    assert!(out.contains("deleted 2 item(s)"), "{out}");
+    assert_eq!(count(&db), (1, 2));
+}
+
+#[test]
+fn wrong_paths_are_user_errors_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = abc_shard(dir.path());
+    let missing = dir.path().join("missing.db");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "not a directory").unwrap();
+
+    for cmd in [
+        vec!["stats", p(&missing)],
+        vec!["get", p(&missing), "a"],
+        vec!["delete", p(&missing), "a"],
+        vec!["index", p(&missing)],
+        vec!["search", p(&missing), "--vector", "[1, 0]"],
+        vec!["import", p(&missing), "--jsonl", p(&file)],
+        vec!["import", p(&db), "--jsonl", p(&missing)],
+        vec!["import", p(&db), "--npy", p(&missing)],
+    ] {
+        fails(&cmd, 2, &format!("no such file: {}", p(&missing)));
+    }
+    for cmd in [
+        vec!["stats", p(&sub)],
+        vec!["search", p(&sub), "--vector", "[1, 0]"],
+        vec!["import", p(&db), "--jsonl", p(&sub)],
+        vec!["import", p(&db), "--npy", p(&sub)],
+        vec!["create", p(&sub), "--dim", "2"],
+    ] {
+        fails(&cmd, 2, &format!("{} is a directory", p(&sub)));
+    }
+    let orphan = dir.path().join("no-such-dir").join("s.db");
+    fails(
+        &["create", p(&orphan), "--dim", "2"],
+        2,
+        "no-such-dir does not exist",
+    );
+    assert!(!dir.path().join("no-such-dir").exists());
+    let under_file = file.join("s.db");
+    fails(
+        &["create", p(&under_file), "--dim", "2"],
+        2,
+        "notes.txt is not a directory",
+    );
+    for cmd in [
+        vec!["shards", "list", "--root", p(&file)],
+        vec!["shards", "create", "x", "--root", p(&file), "--dim", "2"],
+        vec!["shards", "stats", "x", "--root", p(&file)],
+        vec![
+            "search",
+            "--root",
+            p(&file),
+            "--shard",
+            "x",
+            "--vector",
+            "[1, 0]",
+        ],
+    ] {
+        fails(&cmd, 2, &format!("--root {} is not a directory", p(&file)));
+    }
+}
+
+#[test]
+fn argument_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    // Clap's own messages span several lines (usage, tips); each is one line, exit code 2.
+    fails(&["create", p(&db)], 2, "--dim <DIM>");
+    fails(
+        &["create", p(&db), "--dim", "two"],
+        2,
+        "invalid value 'two'",
+    );
+    fails(&["nonsense"], 2, "unrecognized subcommand 'nonsense'");
+    fails(
+        &["search", p(&db), "--vector", "[1]", "--fusion", "max"],
+        2,
+        "unknown fusion",
+    );
+    // --help still prints the full help, and succeeds.
+    let help = ok(&["import", "--help"]);
+    assert!(help.contains("Usage:"), "{help}");
+}
+
+#[test]
+fn read_commands_never_create_a_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("roto");
+    let vector = ["--vector", "[1, 0]"];
+    let mut search = vec!["search", "--root", p(&typo), "--shard", "a"];
+    search.extend(vector);
+    for cmd in [
+        vec!["shards", "list", "--root", p(&typo)],
+        vec!["shards", "stats", "a", "--root", p(&typo)],
+        vec!["shards", "drop", "a", "--root", p(&typo)],
+        search,
+    ] {
+        fails(&cmd, 2, &format!("no shard root at {}", p(&typo)));
+        assert!(!typo.exists(), "{cmd:?} created the root");
+    }
+    // A directory that is not a root stays untouched too.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails(
+        &["shards", "list", "--root", p(&empty)],
+        2,
+        "is not a shard root",
+    );
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+#[test]
+fn search_of_an_unknown_shard_fails_as_in_the_mcp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let r = p(&root);
+    ok(&["shards", "create", "a", "--root", r, "--dim", "2"]);
+    for shards in [&["nope"][..], &["a", "nope"][..]] {
+        let mut cmd = vec!["search", "--root", r, "--vector", "[1, 0]"];
+        for s in shards {
+            cmd.extend(["--shard", s]);
+        }
+        fails(&cmd, 2, "unknown shard: \"nope\"");
+    }
+    // Shards are "unknown shard", never "unknown id" or "not found".
+    for cmd in ["stats", "drop"] {
+        fails(
+            &["shards", cmd, "nope", "--root", r],
+            2,
+            "unknown shard: \"nope\"",
+        );
+    }
+}
+
+#[test]
+fn invalid_utf8_in_jsonl_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = shard2(dir.path());
+    let jsonl = dir.path().join("bad.jsonl");
+    let mut bytes = b"{\"id\": \"a\", \"vector\": [1, 0]}\n".to_vec();
+    bytes.extend(b"{\"id\": \"b\xff\", \"vector\": [0, 1]}\n");
+    std::fs::write(&jsonl, bytes).unwrap();
+    fails(
+        &["import", p(&db), "--jsonl", p(&jsonl)],
+        2,
+        "line 2: invalid UTF-8",
+    );
+    assert_eq!(count(&db), (0, 0));
+}
+
+#[test]
+fn jsonl_ids_stay_exact_or_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = shard2(dir.path());
+    let jsonl = dir.path().join("ids.jsonl");
+    let import = |ids: &[&str], upsert: bool| {
+        let lines: String = ids
+            .iter()
+            .map(|id| format!("{{\"id\": {id}, \"vector\": [1, 0]}}\n"))
+            .collect();
+        std::fs::write(&jsonl, lines).unwrap();
+        let mut cmd = vec!["import", p(&db), "--jsonl", p(&jsonl)];
+        if upsert {
+            cmd.push("--upsert");
+        }
+        run(&cmd)
+    };
+    // 2^64 and 2^64 + 1 are one f64: refused, not merged (nor one replacing the other).
+    for upsert in [false, true] {
+        let out = import(
+            &["1", "18446744073709551616", "18446744073709551617"],
+            upsert,
+        );
+        fails_with(out, ("2^64", upsert), 2, "line 2: id ");
+        assert_eq!(count(&db), (0, 0));
+    }
+    for float in ["1.5", "1e3", "1.0", "-0.5"] {
+        let out = import(&["7", float], false);
+        fails_with(out, float, 2, "is not an integer of at most 64 bits");
+    }
+    assert_eq!(count(&db), (0, 0));
+    // 64-bit integers at both ends stay exact.
+    let out = import(&["18446744073709551615", "-9223372036854775808"], false);
+    assert!(out.status.success(), "{out:?}");
+    ok(&["get", p(&db), "18446744073709551615"]);
+    ok(&["get", p(&db), "-9223372036854775808"]);
+    ok(&["delete", p(&db), "-9223372036854775808"]);
+}
+
+#[test]
+fn a_refused_item_is_named_by_its_line_or_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = shard2(dir.path());
+    let jsonl = dir.path().join("items.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"a\", \"vector\": [1, 0]}\n\n{\"id\": \"b\", \"vector\": [0, 1]}\n\
+         {\"id\": \"a\", \"vector\": [1, 1]}\n",
+    )
+    .unwrap();
+    fails(
+        &["import", p(&db), "--jsonl", p(&jsonl), "--batch", "10"],
+        2,
+        "line 4: duplicate id: \"a\"",
+    );
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"a\", \"vector\": [1, 0]}\n{\"id\": \"b\", \"vector\": [0, 1, 0]}\n",
+    )
+    .unwrap();
+    fails(
+        &["import", p(&db), "--jsonl", p(&jsonl)],
+        2,
+        "line 2: dimension mismatch: shard has 2, got 3",
+    );
+    // .npy rows: the sample's 384-d rows against a 2-d shard fail at row 0.
+    let npy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample/queries.npy");
+    fails(
+        &["import", p(&db), "--npy", p(&npy)],
+        2,
+        "row 0: dimension mismatch",
+    );
+    assert_eq!(count(&db), (0, 0));
+}
+
+/// Runs the binary under a file-size limit of `blocks` KiB with SIGXFSZ ignored, so writes past
+/// it fail as on a full disk.
+#[cfg(unix)]
+fn run_with_file_limit(blocks: u32, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f {blocks} && trap '' XFSZ && exec \"$0\" \"$@\""
+        ))
+        .arg(bin_path())
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+#[cfg(unix)]
+#[test]
+fn create_on_a_full_disk_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let out = run_with_file_limit(0, &["create", p(&db), "--dim", "2"]);
+    fails_with(out, "create under ulimit -f 0", 1, "");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the failed create left {left:?}");
+    ok(&["create", p(&db), "--dim", "2"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn system_failures_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    ok(&["create", p(&db), "--dim", "384"]);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+    let npy = sample.join("base.npy");
+    // A full disk: the import's writes fail past 64 KiB.
+    let out = run_with_file_limit(64, &["import", p(&db), "--npy", p(&npy)]);
+    fails_with(out, "import on a full disk", 1, "items 1..");
+
+    // A shard locked by another writer past the busy timeout.
+    let shard = sqlite_vector::Shard::open(&db).unwrap();
+    let jsonl = dir.path().join("one.jsonl");
+    let v = vec!["0.5"; 384].join(", ");
+    std::fs::write(&jsonl, format!("{{\"id\": \"x\", \"vector\": [{v}]}}\n")).unwrap();
+    let r: sqlite_vector::Result<()> = shard.transaction(|tx| {
+        let vector: Vec<f32> = vec![0.25; 384];
+        tx.insert(sqlite_vector::NewItem::new(vector).with_id("held"))?;
+        fails(
+            &["import", p(&db), "--jsonl", p(&jsonl)],
+            1,
+            "database busy",
+        );
+        Ok(())
+    });
+    r.unwrap();
 }

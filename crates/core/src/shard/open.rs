@@ -318,6 +318,40 @@ fn file_exists(path: &Path) -> Option<bool> {
     }
 }
 
+/// Creates the empty file `path` for [`Shard::create`], failing if anything is there (`false`:
+/// this build cannot create files itself, and SQLite's open makes it).
+fn claim_new_file(path: &Path) -> Result<bool> {
+    #[cfg(feature = "fs-metadata")]
+    {
+        match std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::AlreadyExists(path.display().to_string()))
+            }
+            Err(e) => Err(Error::Io(e)),
+        }
+    }
+    #[cfg(not(feature = "fs-metadata"))]
+    {
+        let _ = path;
+        Ok(false)
+    }
+}
+
+/// Removes what a failed [`Shard::create`] left of the file it claimed (best effort: the
+/// create's own error is the one reported).
+fn remove_failed_create(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
 /// The shard's int8 quantizer (meta `quantizer`, hex of [`Quantizer::to_bytes`]), if it is
 /// quantized.
 pub(super) fn read_quantizer(db: &Connection, dim: usize) -> Result<Option<Quantizer>> {
@@ -384,14 +418,21 @@ impl Shard {
             return Err(Error::AlreadyExists(path.display().to_string()));
         }
         let clock = options.clock()?;
-        let db = Connection::open_with_flags(
+        // The file exists from here on: a create that fails later (a full disk) removes it, or
+        // the empty file would read as "shard already exists" ever after.
+        let claimed = claim_new_file(path)?;
+        let created = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| map_foreign(path, e))?;
-        Self::init(db, Some(path.to_path_buf()), profile, clock, options)
+        .map_err(|e| map_foreign(path, e))
+        .and_then(|db| Self::init(db, Some(path.to_path_buf()), profile, clock, options));
+        if created.is_err() && claimed {
+            remove_failed_create(path);
+        }
+        created
     }
 
     /// Creates an in-memory shard (durability `memory`: nothing touches the disk, and the data
