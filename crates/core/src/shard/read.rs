@@ -189,7 +189,20 @@ impl Shard {
                 return Ok(None);
             }
             let only = slots.as_ref().map(|(_, s)| s.as_slice());
-            self.candidates(&st, metric, query, q_inv, params, only)?
+            let (cands, path) = self.candidates(&st, metric, query, q_inv, params, only)?;
+            // A graph search returns fewer than k hits only when it could not reach enough
+            // items (a sparse graph after many deletions can leave some unlinked): the exact
+            // scan answers then, so a search never misses items it could return.
+            let reachable = only.map_or(st.arena.len(), <[u32]>::len);
+            match cands {
+                Candidates::Ranked(found)
+                    if path == SearchPath::Hnsw && found.len() < params.k.min(reachable) =>
+                {
+                    let exact = params.clone().with_exact(true);
+                    self.candidates(&st, metric, query, q_inv, &exact, only)?
+                }
+                cands => (cands, path),
+            }
         };
         // Phase 3 (its rescoring part).
         let mut found = match cands {
