@@ -414,6 +414,21 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// Bytes of the files under `dir`, recursively (0 for what cannot be read).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// The many-shards benchmark (`--shards SxM`).
 fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
     use sqlite_vector::{ManagerOptions, ShardManager, Targets};
@@ -449,6 +464,12 @@ fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
     }
     let create_all_s = t_all.elapsed().as_secs_f64();
     drop(solo);
+    // Closed shards on disk, once the background closes (checkpoint, WAL and -shm deleted)
+    // have run.
+    let t_wait = Instant::now();
+    sqlite_vector::wait_for_closes(std::time::Duration::from_secs(3600));
+    let closes_drain_s = t_wait.elapsed().as_secs_f64();
+    let closed_bytes = dir_bytes(&root.join("shards")) as f64 / n_shards.max(1) as f64;
     // Phase 2: resident memory with up to 256 shards open in the manager (its default LRU),
     // measured from here so that the generated vectors and the closed shards do not count.
     let rss0 = rss_bytes();
@@ -511,6 +532,8 @@ fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
         "create_insert_close_p50_us": percentile(&mut create_lat, 50.0),
         "create_insert_close_p99_us": percentile(&mut create_lat, 99.0),
         "create_all_s": create_all_s,
+        "closes_drain_s": closes_drain_s,
+        "closed_shard_bytes_mean": closed_bytes,
         "open_first_query_p50_us": percentile(&mut open_lat, 50.0),
         "across_shards_p50_us": finite(across_p50),
         "one_shard_p50_us": finite(one_p50),

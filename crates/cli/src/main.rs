@@ -785,7 +785,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli) {
+    let result = run(cli);
+    // The shards this command closed are checkpointed into single files before it exits (a
+    // close that cannot finish in time leaves the WAL beside the file, which is safe).
+    sqlite_vector::wait_for_closes(std::time::Duration::from_secs(10));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             // One line, whatever the cause put in its message.

@@ -43,6 +43,10 @@ pub enum Error {
         /// The vector's norm (computed in f64; may be infinite).
         norm: f64,
     },
+    /// A write to a shard opened read-only ([`crate::OpenOptions::read_only`], or a file or
+    /// directory this process cannot write).
+    #[error("read-only shard: {0}")]
+    ReadOnly(String),
     /// A zero vector cannot be stored in, or used to query, a cosine shard: its direction is
     /// undefined.
     #[error("zero vector: cosine similarity is undefined for a vector of norm 0")]
@@ -188,6 +192,7 @@ impl Error {
             | Error::EmptyVector
             | Error::NonFinite { .. }
             | Error::VectorTooLarge { .. }
+            | Error::ReadOnly(_)
             | Error::ZeroVector
             | Error::InvalidId { .. }
             | Error::InvalidMetadata(_)
@@ -223,12 +228,15 @@ impl Error {
 }
 
 impl From<rusqlite::Error> for Error {
-    /// SQLite's busy and locked results become [`Error::Busy`]; everything else
-    /// [`Error::Sqlite`].
+    /// SQLite's busy and locked results become [`Error::Busy`], its read-only result
+    /// [`Error::ReadOnly`]; everything else [`Error::Sqlite`].
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 Error::Busy(e.to_string())
+            }
+            Some(rusqlite::ErrorCode::ReadOnly) => {
+                Error::ReadOnly(format!("{e}: writes need a shard opened for writing"))
             }
             _ => Error::Sqlite(e),
         }

@@ -19,8 +19,10 @@
 //!   committed change gets a `seq` larger than any before it, so "changes since version V"
 //!   is the indexed range query [`CHANGES_SINCE`], and another process's commits can be caught up
 //!   incrementally.
-//! * [`CREATE_ITEMS_FTS`]: `items_fts`, the FTS5 index behind text and hybrid search, and its
-//!   vocabulary view [`CREATE_ITEMS_FTS_VOCAB`].
+//! * [`CREATE_ITEMS_FTS`] (created by the first item with text or searchable fields, in its
+//!   transaction): `items_fts`, the FTS5 index behind text and hybrid search, and its vocabulary
+//!   view [`CREATE_ITEMS_FTS_VOCAB`]. A shard of vectors only has none (its four shadow tables
+//!   would be four of the nine pages of a closed tiny shard); text search there finds nothing.
 //! * [`CREATE_SYNC_SEEN`] (created by the first change received from another site):
 //!   `sync_seen`, the highest HLC received from each other site.
 //! * [`CREATE_HNSW_TABLES`] (only with an index): the graph's header and node records.
@@ -72,7 +74,7 @@ pub const CREATE_ITEMS_SEQ_INDEX: &str = "CREATE INDEX items_seq ON items(seq)";
 /// shard declares searchable (`fields`). Contentless (`content=''`): the text is stored once, in
 /// `items`; `contentless_delete=1` lets a row be removed by rowid alone. Tokenizer `unicode61`
 /// with diacritics removed, so "café" matches "cafe". The rowid is the item's rowid.
-pub const CREATE_ITEMS_FTS: &str = "CREATE VIRTUAL TABLE items_fts USING fts5(\
+pub const CREATE_ITEMS_FTS: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(\
      text, fields, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')";
 
 /// The tokenizer of [`CREATE_ITEMS_FTS`] and its arguments, for code that tokenizes text as the
@@ -83,7 +85,11 @@ pub const FTS_TOKENIZER_ARGS: [&std::ffi::CStr; 2] = [c"remove_diacritics", c"2"
 
 /// Per-term document counts of [`CREATE_ITEMS_FTS`] (an `fts5vocab` view, no storage of its own).
 pub const CREATE_ITEMS_FTS_VOCAB: &str =
-    "CREATE VIRTUAL TABLE items_fts_vocab USING fts5vocab(items_fts, row)";
+    "CREATE VIRTUAL TABLE IF NOT EXISTS items_fts_vocab USING fts5vocab(items_fts, row)";
+
+/// Whether the full-text index exists ([`CREATE_ITEMS_FTS`]).
+pub const FTS_EXISTS: &str =
+    "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'items_fts'";
 
 /// The highest HLC received from each other site, whether its change won the merge or not:
 /// what a sync peer has seen, for its watermarks. Created by the first remote change.
@@ -93,13 +99,7 @@ pub const CREATE_SYNC_SEEN: &str = "CREATE TABLE IF NOT EXISTS sync_seen (
 ) WITHOUT ROWID";
 
 /// All DDL of the current format, in order.
-pub const CREATE_ALL: &[&str] = &[
-    CREATE_META,
-    CREATE_ITEMS,
-    CREATE_ITEMS_SEQ_INDEX,
-    CREATE_ITEMS_FTS,
-    CREATE_ITEMS_FTS_VOCAB,
-];
+pub const CREATE_ALL: &[&str] = &[CREATE_META, CREATE_ITEMS, CREATE_ITEMS_SEQ_INDEX];
 
 /// Migrations: `MIGRATIONS[i]` upgrades format `i + 1` to `i + 2`, in one transaction with the
 /// `format_version` update. Empty while only format 1 has been released.

@@ -58,7 +58,7 @@ pub(crate) fn score_rows(
     rowids: &[i64],
     fields: &[String],
 ) -> Result<Vec<(i64, f64)>> {
-    if rowids.is_empty() {
+    if rowids.is_empty() || !exists(db)? {
         return Ok(Vec::new());
     }
     #[cfg(feature = "fts5-api")]
@@ -107,6 +107,14 @@ fn plain_kept_words<'w>(db: &Connection, input: &RankInput<'w>) -> Result<Vec<&'
     Ok(kept)
 }
 
+/// Whether the shard behind `db` has its full-text index (created by the first item with
+/// text, [`crate::schema::CREATE_ITEMS_FTS`]); without it every text query finds nothing.
+pub(crate) fn exists(db: &Connection) -> Result<bool> {
+    Ok(db
+        .prepare_cached(crate::schema::FTS_EXISTS)?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Runs a query of `(rowid, score)` rows.
 pub(super) fn rows_of(db: &Connection, sql: &str, values: &[SqlValue]) -> Result<Vec<(i64, f64)>> {
     let mut stmt = db.prepare_cached(sql)?;
@@ -129,6 +137,9 @@ fn or_query<'w>(words: impl Iterator<Item = &'w str>) -> String {
 /// rowid. The caller holds one read transaction and the shard's state lock, at version
 /// `input.version`.
 pub(crate) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f64)>> {
+    if !exists(db)? {
+        return Ok(Vec::new());
+    }
     #[cfg(feature = "fts5-api")]
     {
         api::rank(db, input)

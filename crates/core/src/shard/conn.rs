@@ -127,6 +127,11 @@ impl Writer {
         if self.text_debt < MERGE_MIN_ITEMS.max(n_live / 4) {
             return;
         }
+        if !crate::fts::exists(&self.db).unwrap_or(false) {
+            // No text written yet: nothing to merge.
+            self.text_debt = 0;
+            return;
+        }
         match self.db.execute_batch(schema::FTS_OPTIMIZE) {
             Ok(()) => self.text_debt = 0,
             Err(e) => tracing::debug!("merging the full-text index failed: {e}"),
@@ -255,6 +260,8 @@ pub(super) struct Readers(pub(super) Option<Arc<ReadPool>>);
 /// Reader connections of one shard file.
 pub(super) struct ReadPool {
     path: PathBuf,
+    /// The URI every reader opens instead of `path`, for a shard opened read-only.
+    read_only_uri: Option<String>,
     durability: Durability,
     /// Whether readers map the file (an int8-only arena rescoring from the file).
     mapped: AtomicBool,
@@ -279,9 +286,14 @@ pub(super) struct ReadConn {
 }
 
 impl ReadPool {
-    pub(super) fn new(path: PathBuf, durability: Durability) -> Arc<ReadPool> {
+    pub(super) fn new(
+        path: PathBuf,
+        durability: Durability,
+        read_only_uri: Option<String>,
+    ) -> Arc<ReadPool> {
         Arc::new(ReadPool {
             path,
+            read_only_uri,
             durability,
             mapped: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
@@ -308,10 +320,13 @@ impl ReadPool {
         let mut conn = match idle {
             Some(c) => c,
             None => {
-                let db = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
+                let db = match &self.read_only_uri {
+                    Some(uri) => Connection::open_with_flags(uri, open::read_only_flags()),
+                    None => Connection::open_with_flags(
+                        &self.path,
+                        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    ),
+                }
                 .map_err(|e| open::map_foreign(&self.path, e))?;
                 open::configure_reader(&db, self.durability)?;
                 ReadConn {

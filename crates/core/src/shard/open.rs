@@ -36,6 +36,11 @@ pub struct OpenOptions {
     /// ([`crate::WriteTx::apply_remote`] refuses one further ahead with
     /// [`Error::ClockSkew`]); default [`DEFAULT_MAX_CLOCK_SKEW_MS`].
     pub max_clock_skew_ms: i64,
+    /// Open for reading only ([`Shard::open_with_options`] only): searches and reads work,
+    /// writes fail with [`Error::ReadOnly`], and nothing is created beside the file when no
+    /// `-wal` is there (SQLite's `immutable` mode). A shard in a directory this process cannot
+    /// write is opened this way on its own.
+    pub read_only: bool,
 }
 
 impl Default for OpenOptions {
@@ -44,6 +49,7 @@ impl Default for OpenOptions {
             durability: None,
             clock: None,
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
+            read_only: false,
         }
     }
 }
@@ -54,6 +60,7 @@ impl fmt::Debug for OpenOptions {
             .field("durability", &self.durability)
             .field("clock", &self.clock)
             .field("max_clock_skew_ms", &self.max_clock_skew_ms)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -72,6 +79,11 @@ impl OpenOptions {
     /// Sets the accepted clock skew of remote changes, in ms.
     pub fn with_max_clock_skew_ms(mut self, ms: i64) -> Self {
         self.max_clock_skew_ms = ms;
+        self
+    }
+    /// Opens for reading only (see [`OpenOptions::read_only`]).
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
     fn clock(&self) -> Result<Arc<dyn Clock>> {
@@ -195,6 +207,39 @@ pub(super) fn identities(path: &Path) -> Result<(Option<String>, Option<String>)
     )?;
     db.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok((in_file, site(&db)))
+}
+
+/// Whether opening the existing file `path` for writing failed because it, or its directory,
+/// cannot be written (SQLite's "cannot open" for the `-wal` / `-shm` it creates beside the
+/// file, or "read-only database").
+fn cannot_write(path: &Path, e: &Error) -> bool {
+    let exists = file_exists(path) != Some(false);
+    match e {
+        Error::ReadOnly(_) => true,
+        Error::Io(io) => exists && io.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+/// The URI of a read-only connection to `path`: SQLite's `immutable` mode (reads the file
+/// alone, creates and locks nothing) when no `-wal` is beside it, so a shard in a directory
+/// nobody can write is readable; `mode=ro` otherwise (the WAL's frames are read, which needs
+/// its `-shm`).
+fn read_only_uri(path: &Path) -> String {
+    #[cfg(feature = "fs-metadata")]
+    {
+        let wal = std::fs::metadata(sidecar(path, "-wal")).is_ok_and(|m| m.len() > 0);
+        file_uri(path, if wal { "mode=ro" } else { "immutable=1" })
+    }
+    #[cfg(not(feature = "fs-metadata"))]
+    {
+        format!("file:{}?mode=ro", path.display())
+    }
+}
+
+/// Flags of a read-only connection opened by [`read_only_uri`].
+pub(super) fn read_only_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
 /// Maps an error of reading a file that may not be a shard at all.
@@ -557,6 +602,27 @@ impl Shard {
         let clock = options.clock()?;
         #[cfg(feature = "fs-metadata")]
         check_wal_owner(path)?;
+        if options.read_only {
+            return Self::open_read_only(path, options, clock);
+        }
+        match Self::open_read_write(path, options, Arc::clone(&clock)) {
+            // The file exists but SQLite cannot open it for writing, or cannot create its
+            // `-wal` / `-shm` beside it: a read-only file or directory. Serve reads.
+            Err(e) if cannot_write(path, &e) => {
+                let options = OpenOptions {
+                    durability: options.durability,
+                    clock: options.clock.clone(),
+                    max_clock_skew_ms: options.max_clock_skew_ms,
+                    read_only: true,
+                };
+                Self::open_read_only(path, &options, clock)
+            }
+            r => r,
+        }
+    }
+
+    /// [`Shard::open_with_options`] for reading and writing.
+    fn open_read_write(path: &Path, options: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Shard> {
         let db = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -570,6 +636,27 @@ impl Shard {
         configure_writer(&db, profile.durability).map_err(|e| foreign(Some(path), e))?;
         let mut db = db;
         Self::migrate(&mut db, version)?;
+        Self::finish_open(db, Some(path.to_path_buf()), profile, clock, options)
+    }
+
+    /// [`Shard::open_with_options`] for reading only: every connection is opened read-only
+    /// ([`read_only_uri`]) and `query_only`.
+    fn open_read_only(path: &Path, options: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Shard> {
+        let db = Connection::open_with_flags(read_only_uri(path), read_only_flags())
+            .map_err(|e| map_foreign(path, e))?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (mut profile, version) = Self::read_profile(&db).map_err(|e| foreign(Some(path), e))?;
+        if version != schema::FORMAT_VERSION {
+            return Err(Error::ReadOnly(format!(
+                "{} is of format {version} and needs upgrading to {}, which writes it",
+                path.display(),
+                schema::FORMAT_VERSION
+            )));
+        }
+        if let Some(d) = options.durability {
+            profile.durability = d;
+        }
+        configure_reader(&db, profile.durability)?;
         Self::finish_open(db, Some(path.to_path_buf()), profile, clock, options)
     }
 
@@ -685,10 +772,10 @@ impl Shard {
             index_damage: None,
             quantizer_damage: None,
         };
-        let readers = Readers(
-            path.as_ref()
-                .map(|p| ReadPool::new(p.clone(), profile.durability)),
-        );
+        let readers = Readers(path.as_ref().map(|p| {
+            let uri = options.read_only.then(|| read_only_uri(p));
+            ReadPool::new(p.clone(), profile.durability, uri)
+        }));
         load(&db, &mut state, &profile, false, &readers)
             .map_err(|e| foreign(path.as_deref(), e))?;
         // The load filled SQLite's page cache with every vector page; the arena now holds the
@@ -696,7 +783,9 @@ impl Shard {
         db.execute_batch(schema::SHRINK_MEMORY)?;
         let writer = Writer::new(db, seed as u64, path.is_some())?;
         let close = CloseOnDrop::new(match &path {
-            Some(p) if profile.durability == Durability::Normal => Some((p.clone(), site_hex)),
+            Some(p) if profile.durability == Durability::Normal && !options.read_only => {
+                Some((p.clone(), site_hex))
+            }
             _ => None,
         });
         Ok(Shard {
@@ -801,7 +890,9 @@ pub(super) fn load(
     // reads its candidates' text to score them by BM25 (−60 % of that step measured).
     if let Some(pool) = &readers.0 {
         let int8_only = st.arena.quantizer().is_some() && !st.arena.has_f32();
-        let has_text = r.is_ok() && db.query_row(schema::FTS_HAS_ROWS, [], |r| r.get(0))?;
+        let has_text = r.is_ok()
+            && crate::fts::exists(db)?
+            && db.query_row(schema::FTS_HAS_ROWS, [], |r| r.get(0))?;
         pool.set_mapped(int8_only || has_text);
     }
     r

@@ -60,6 +60,9 @@ pub struct WriteTx<'a> {
     wrote: bool,
     /// Why the transaction cannot commit.
     failed: Option<String>,
+    /// Whether the full-text index exists (asked once per transaction; created by the first
+    /// text, see [`schema::CREATE_ITEMS_FTS`]).
+    fts: std::cell::Cell<Option<bool>>,
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -137,6 +140,7 @@ impl Shard {
                 seen: HashMap::new(),
                 wrote: false,
                 failed: None,
+                fts: std::cell::Cell::new(None),
             };
             let r = f(&mut tx)?;
             if let Some(why) = tx.failed.take() {
@@ -409,7 +413,7 @@ impl WriteTx<'_> {
         self.take(stamp);
         let indexed = (|| {
             if replaced {
-                exec(self.db, schema::FTS_DELETE, [rowid])?;
+                self.fts_delete(rowid)?;
             }
             self.index_text(rowid, item.text.as_deref(), item.metadata.as_ref())
         })();
@@ -430,12 +434,38 @@ impl WriteTx<'_> {
         if text.is_none() && fields.is_empty() {
             return Ok(());
         }
+        if !self.fts_exists()? {
+            self.db.execute_batch(schema::CREATE_ITEMS_FTS)?;
+            self.db.execute_batch(schema::CREATE_ITEMS_FTS_VOCAB)?;
+            self.fts.set(Some(true));
+        }
         exec(self.db, schema::FTS_INSERT, params![rowid, text, fields])?;
         // Hybrid search now reads rows at random: see `open::load`.
         if let Some(pool) = &self.shard.readers.0 {
             pool.set_mapped(true);
         }
         Ok(())
+    }
+
+    /// Whether the shard has its full-text index (see [`schema::CREATE_ITEMS_FTS`]).
+    fn fts_exists(&self) -> Result<bool> {
+        if let Some(known) = self.fts.get() {
+            return Ok(known);
+        }
+        let exists = self
+            .db
+            .prepare_cached(schema::FTS_EXISTS)?
+            .query_row([], |r| r.get(0))?;
+        self.fts.set(Some(exists));
+        Ok(exists)
+    }
+
+    /// Removes a row from the full-text index (nothing without one).
+    fn fts_delete(&self, rowid: i64) -> Result<usize> {
+        if !self.fts_exists()? {
+            return Ok(0);
+        }
+        exec(self.db, schema::FTS_DELETE, [rowid])
     }
 
     /// Rebuilds a row's full-text entry from what the row holds now.
@@ -450,7 +480,7 @@ impl WriteTx<'_> {
             }
             _ => None,
         };
-        exec(self.db, schema::FTS_DELETE, [rowid])?;
+        self.fts_delete(rowid)?;
         self.index_text(rowid, text.as_deref(), meta.as_ref())
     }
 
@@ -533,7 +563,7 @@ impl WriteTx<'_> {
             params![rowid, cl + 1, hlc, &self.shard.site_id.0[..], seq],
         )?;
         self.take(stamp);
-        let r = exec(self.db, schema::FTS_DELETE, [rowid]);
+        let r = self.fts_delete(rowid);
         self.finish(r)?;
         self.ops.push(Op::Remove { rowid });
         Ok(())
@@ -653,7 +683,7 @@ impl WriteTx<'_> {
         self.wrote = true;
         let indexed = (|| {
             if was_alive {
-                exec(self.db, schema::FTS_DELETE, [rowid])?;
+                self.fts_delete(rowid)?;
             }
             if change.is_alive() {
                 self.index_text(rowid, change.text.as_deref(), meta.as_ref())?;

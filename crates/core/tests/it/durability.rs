@@ -225,6 +225,12 @@ fn a_closed_shard_is_one_self_contained_file() {
             !sidecar(&path, "-shm").exists(),
             "{mode}: no -shm after close"
         );
+        // Ten 64-d items without text: the main file only, at most 24 KiB (issue 11's target).
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            bytes <= 24 * 1024,
+            "{mode}: a closed tiny shard takes {bytes} bytes"
+        );
         // Copying the file alone copies every item.
         let copy = dir.path().join("copy.db");
         std::fs::copy(&path, &copy).unwrap();
@@ -280,11 +286,17 @@ fn a_wal_of_another_shard_is_refused() {
 
     // 2. A `.db` copied over a shard that still has its old -wal (here: `b`'s file over `a`,
     //    whose WAL is left from a handle that was killed before it could close).
+    // (The background close of the handle above must not checkpoint the new handle's WAL
+    // before it is copied.)
+    assert!(sqlite_vector::wait_for_closes(
+        std::time::Duration::from_secs(30)
+    ));
     let a_open = Shard::open(&a).unwrap();
     a_open
         .insert(NewItem::new(vectors[1].clone()).with_id("a-extra"))
         .unwrap();
     let a_wal = std::fs::read(sidecar(&a, "-wal")).unwrap();
+    assert!(!a_wal.is_empty());
     a_open.close();
     std::fs::copy(&b, &a).unwrap();
     std::fs::write(sidecar(&a, "-wal"), a_wal).unwrap();
@@ -297,4 +309,118 @@ fn a_wal_of_another_shard_is_refused() {
     let shard = Shard::open(&a).unwrap();
     assert!(ids_of(&shard).iter().all(|id| id.starts_with('b')));
     assert_eq!(shard.len(), 21);
+}
+
+#[test]
+fn a_shard_opened_read_only_is_searched_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    let vectors = random_vectors(30, 8, 8);
+    let shard = Shard::create(&path, &Profile::new(8, Metric::L2)).unwrap();
+    crate::fill(&shard, &vectors);
+    shard.close();
+    let before = std::fs::read(&path).unwrap();
+    let ro = Shard::open_with_options(
+        &path,
+        &sqlite_vector::OpenOptions::default().with_read_only(true),
+    )
+    .unwrap();
+    assert_eq!(ro.len(), 30);
+    assert_eq!(
+        ro.search(&vectors[4], &SearchParams::k(1)).unwrap()[0].id,
+        "4"
+    );
+    assert_eq!(ro.get("7").unwrap().vector, vectors[7]);
+    ro.check_integrity().unwrap();
+    for e in [
+        ro.insert(NewItem::new(vectors[0].clone()).with_id("new"))
+            .unwrap_err(),
+        ro.delete("3").unwrap_err(),
+        ro.create_index(sqlite_vector::HnswParams::default())
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, sqlite_vector::Error::ReadOnly(_)), "{e}");
+        assert_eq!(e.kind(), sqlite_vector::ErrorKind::InvalidInput);
+        assert!(e.to_string().starts_with("read-only shard: "), "{e}");
+    }
+    // Nothing was created beside the file (immutable mode) and nothing in it changed.
+    assert!(!sidecar(&path, "-wal").exists() && !sidecar(&path, "-shm").exists());
+    drop(ro);
+    assert!(sqlite_vector::wait_for_closes(
+        std::time::Duration::from_secs(30)
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// Child side of `a_shard_in_a_read_only_directory_is_searched`: opens and searches the shard
+/// at `SV_RO_PATH` (run as a user who cannot write its directory).
+#[test]
+#[ignore = "child process of another test"]
+fn read_only_child() {
+    let path = std::env::var("SV_RO_PATH").expect("SV_RO_PATH (set by the parent test)");
+    let shard = Shard::open(&path).unwrap();
+    let hits = shard.search(&[1.0; 8], &SearchParams::k(3)).unwrap();
+    assert_eq!(hits.len(), 3);
+    let e = shard
+        .insert(NewItem::new(vec![1.0; 8]).with_id("x"))
+        .unwrap_err();
+    assert!(matches!(e, sqlite_vector::Error::ReadOnly(_)), "{e}");
+    println!("read-only ok");
+}
+
+#[test]
+fn a_shard_in_a_read_only_directory_is_searched() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ro_dir = dir.path().join("ro");
+    std::fs::create_dir(&ro_dir).unwrap();
+    let path = ro_dir.join("s.db");
+    let shard = Shard::create(&path, &Profile::new(8, Metric::Cosine)).unwrap();
+    crate::fill(&shard, &random_vectors(10, 8, 2));
+    shard.close();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(&ro_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root writes anywhere: run the child as `nobody` then (a copy of this binary it can run).
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if runs_as_root() {
+        let copy = dir.path().join("it-test");
+        std::fs::copy(&exe, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(copy);
+        c
+    } else {
+        Command::new(exe)
+    };
+    let out = cmd
+        .args([
+            "durability::read_only_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SV_RO_PATH", &path)
+        .output()
+        .expect("run the read-only child (setpriv is needed when the tests run as root)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    std::fs::set_permissions(&ro_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        out.status.success() && stdout.contains("read-only ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing was left beside the file.
+    assert_eq!(std::fs::read_dir(&ro_dir).unwrap().count(), 1);
+}
+
+/// Whether this process runs as root (which writes to read-only directories).
+fn runs_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+    })
 }

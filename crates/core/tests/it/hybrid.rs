@@ -369,3 +369,89 @@ fn the_text_index_is_merged_after_enough_writes() {
         );
     }
 }
+
+#[test]
+fn the_text_index_is_created_by_the_first_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lazy.db");
+    let shard = Shard::create(&path, &Profile::new(8, Metric::Cosine)).unwrap();
+    let v = random_vectors(3, 8, 21);
+    shard
+        .insert(NewItem::new(v[0].clone()).with_id("plain"))
+        .unwrap();
+    shard.delete("plain").unwrap();
+    shard
+        .insert(NewItem::new(v[0].clone()).with_id("plain"))
+        .unwrap();
+    let tables = |s: &Shard| {
+        s.query_sql(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'items_fts%'",
+            &[],
+        )
+        .unwrap()[0][0]
+            .clone()
+    };
+    use sqlite_vector::rusqlite::types::Value as V;
+    assert_eq!(tables(&shard), V::Integer(0), "vectors only: no text index");
+    // Text and hybrid search on a shard without text: nothing from the text side.
+    assert!(shard
+        .search_text("alpha", &SearchParams::k(5))
+        .unwrap()
+        .is_empty());
+    let hits = shard
+        .search_hybrid(
+            &v[0],
+            "alpha",
+            &SearchParams::k(5),
+            &HybridParams::default(),
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].hybrid.unwrap().text_score, None);
+    // A second handle opened before any text existed sees the index the first one creates.
+    let other = Shard::open(&path).unwrap();
+    assert!(other
+        .search_text("alpha", &SearchParams::k(5))
+        .unwrap()
+        .is_empty());
+    shard
+        .insert(
+            NewItem::new(v[1].clone())
+                .with_id("t")
+                .with_text("alpha beta"),
+        )
+        .unwrap();
+    assert_eq!(
+        tables(&shard),
+        V::Integer(6),
+        "items_fts, its 4 shadow tables, the vocabulary"
+    );
+    for s in [&shard, &other] {
+        let hits = s.search_text("alpha", &SearchParams::k(5)).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id, "t");
+    }
+    // Updating and deleting text items keeps the index in step.
+    shard
+        .update(
+            "t",
+            sqlite_vector::Update {
+                text: Some("gamma".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(other
+        .search_text("alpha", &SearchParams::k(5))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        other.search_text("gamma", &SearchParams::k(5)).unwrap()[0].id,
+        "t"
+    );
+    shard.delete("t").unwrap();
+    assert!(other
+        .search_text("gamma", &SearchParams::k(5))
+        .unwrap()
+        .is_empty());
+}
