@@ -32,6 +32,10 @@
 //!
 //! **Protocol.** rmcp 3.9 negotiates 2024-11-05 through 2025-11-25 over the `initialize`
 //! handshake, and serves the stateless 2026-07-28 revision (per-request `_meta`, no handshake).
+//! No message ends a session: notifications and responses before it starts are ignored.
+//!
+//! **Order.** Tool calls pipelined on one connection that touch the same shard apply in
+//! arrival order; reads run side by side (see [`transport`]).
 //! Only protocol messages go to stdout; logs go to stderr.
 
 use std::path::PathBuf;
@@ -40,6 +44,7 @@ use std::sync::Arc;
 use sqlite_vector::{ManagerOptions, ShardManager};
 use sqlite_vector_embed::{EmbedError, Embedder, HttpConfig, HttpEmbedder, StaticEmbedder};
 
+mod order;
 pub mod tools;
 pub mod transport;
 
@@ -68,7 +73,7 @@ pub enum Error {
     /// not set.
     #[error("the http embedder needs SQLITE_VECTOR_EMBED_URL and SQLITE_VECTOR_EMBED_MODEL")]
     HttpNotConfigured,
-    /// A limit is zero or above what the core accepts.
+    /// A limit is zero, or above what the core or the embedder accepts.
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
     /// The MCP transport failed (the handshake, or the serving task).
@@ -102,9 +107,11 @@ impl std::fmt::Debug for EmbedderChoice {
 /// Bounds on one tool call. Going over is a tool error (`isError: true`), never a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Most items in one `insert_batch` (default 4,096).
+    /// Most items in one `insert_batch` (default 4,096; at most the embedder's own
+    /// `max_batch`).
     pub max_batch: usize,
-    /// Largest text (item text or query), in UTF-8 bytes (default 1 MiB).
+    /// Largest text (item text or query), in UTF-8 bytes (default 1 MiB; at most the
+    /// embedder's own `max_text_bytes`).
     pub max_text_bytes: usize,
     /// Largest vector dimension accepted in `shard_create`, `insert` or `search` (default
     /// 4,096; the core's own bound is 16,384).
@@ -179,7 +186,8 @@ pub fn http_from_env() -> Result<EmbedderChoice, Error> {
 /// Builds the server (opens the root, loads the embedder) without serving it.
 ///
 /// # Errors
-/// [`Error::Root`], [`Error::Embedder`], [`Error::InvalidLimit`].
+/// [`Error::Root`], [`Error::Embedder`], [`Error::InvalidLimit`] (also when `max_text_bytes`
+/// or `max_batch` is above the embedder's own [limits](Embedder::limits)).
 pub fn build_server(config: ServerConfig) -> Result<SqliteVectorServer, Error> {
     let l = config.limits;
     if l.max_batch == 0 || l.max_text_bytes == 0 || l.max_k == 0 || l.max_message_bytes == 0 {
@@ -199,6 +207,20 @@ pub fn build_server(config: ServerConfig) -> Result<SqliteVectorServer, Error> {
         EmbedderChoice::Http(http) => Arc::new(HttpEmbedder::new(http)?),
         EmbedderChoice::Custom(e) => e,
     };
+    // A text or batch the embedder would refuse must be refused as over the server's limit,
+    // not accepted by the server and then failed by the embedder.
+    let own = embedder.limits();
+    for (what, ours, theirs) in [
+        ("max_text_bytes", l.max_text_bytes, own.max_text_bytes),
+        ("max_batch", l.max_batch, own.max_batch),
+    ] {
+        if ours > theirs {
+            return Err(Error::InvalidLimit(format!(
+                "{what} {ours} is above the embedder {}'s own limit of {theirs}",
+                embedder.model_id()
+            )));
+        }
+    }
     std::fs::create_dir_all(&config.root).map_err(|e| Error::Root {
         root: config.root.clone(),
         source: sqlite_vector::Error::Io(e),

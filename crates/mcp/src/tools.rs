@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -22,6 +22,7 @@ use sqlite_vector::{
 };
 use sqlite_vector_embed::{EmbedError, Embedder};
 
+use crate::order::{Access, Target, Ticket};
 use crate::ServerLimits;
 
 /// A failed tool call: a user error becomes a tool result with `isError: true`, an internal
@@ -159,8 +160,10 @@ pub struct SearchArgs {
     /// Metadata filter, e.g. `{"lang": "rust", "stars": {"$gte": 3}}` with `$eq $ne $in $nin $gt
     /// $gte $lt $lte $exists $and $or $not`.
     pub filter: Option<Value>,
-    /// Drop hits scoring below this (cosine and dot shards).
+    /// Drop hits scoring below this (cosine and dot shards; the fused score in hybrid mode).
     pub min_score: Option<f32>,
+    /// Drop hits farther than this L2 distance (l2 shards, `vector` mode; a finite number ≥ 0).
+    pub max_distance: Option<f32>,
     /// `vector` (meaning), `text` (keywords, BM25) or `hybrid` (both fused). Default: `hybrid`
     /// with a text query on text shards (and with text and a vector), `text` with a text query
     /// on shards of raw vectors, `vector` with only a vector.
@@ -367,15 +370,26 @@ fn schema<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_else(|_| json!({"type": "object"}))
 }
 
+/// The rule for pipelined calls, ending every tool description (see `crate::order`).
+macro_rules! in_order {
+    () => {
+        " Calls on the same shard apply in the order you send them (reads of it side by side), \
+so you may send the next call without waiting for this reply; match replies by id."
+    };
+}
+
 const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "shard_create",
         title: "Create a shard",
-        description: "Create a named shard (a small vector database file) to hold memories, notes or documents. \
+        description: concat!(
+            "Create a named shard (a small vector database file) to hold memories, notes or documents. \
 Omit `dim` and `metric` to store text: the server's offline embedder sets the dimension and the shard records its model. \
 Give `dim` only if you will insert your own raw vectors. Search is exact; `index: true` adds an HNSW graph for big shards (over 4,096 items) searched far more than written: faster, approximate, slower inserts. \
 Do not use it when the shard already exists (that is an error; use shard_list). \
 Example: {\"name\": \"notes\"} or {\"name\": \"team-a/coder\", \"searchable\": [\"title\"]}.",
+            in_order!()
+        ),
         input: schema::<ShardCreateArgs>,
         output: schema::<ShardCreateOut>,
         read_only: false,
@@ -385,9 +399,12 @@ Example: {\"name\": \"notes\"} or {\"name\": \"team-a/coder\", \"searchable\": [
     ToolSpec {
         name: "shard_list",
         title: "List shards",
-        description: "List the shards that exist (name, dimension, metric, embedding model), optionally those under a name prefix. \
+        description: concat!(
+            "List the shards that exist (name, dimension, metric, embedding model), optionally those under a name prefix. \
 Use it to find where memories live before searching. Not for item counts (use shard_stats). \
 Example: {} or {\"prefix\": \"team-a/\"}.",
+            in_order!()
+        ),
         input: schema::<ShardListArgs>,
         output: schema::<ShardListOut>,
         read_only: true,
@@ -397,8 +414,11 @@ Example: {} or {\"prefix\": \"team-a/\"}.",
     ToolSpec {
         name: "shard_stats",
         title: "Shard statistics",
-        description: "Show one shard's profile and size: live items, tombstones, bytes on disk, search method. \
+        description: concat!(
+            "Show one shard's profile and size: live items, tombstones, bytes on disk, search method. \
 Not for finding items (use search or get). Example: {\"name\": \"notes\"}.",
+            in_order!()
+        ),
         input: schema::<ShardNameArgs>,
         output: schema::<ShardStatsOut>,
         read_only: true,
@@ -408,8 +428,11 @@ Not for finding items (use search or get). Example: {\"name\": \"notes\"}.",
     ToolSpec {
         name: "shard_drop",
         title: "Drop a shard",
-        description: "Delete a whole shard and every item in it, permanently. \
+        description: concat!(
+            "Delete a whole shard and every item in it, permanently. \
 Do not use it to remove single items (use delete) or to empty a shard you still need. Example: {\"name\": \"scratch\"}.",
+            in_order!()
+        ),
         input: schema::<ShardNameArgs>,
         output: schema::<ShardDropOut>,
         read_only: false,
@@ -419,9 +442,12 @@ Do not use it to remove single items (use delete) or to empty a shard you still 
     ToolSpec {
         name: "insert",
         title: "Insert one item",
-        description: "Store one item (a memory, note or document) in a shard: its text is embedded offline and indexed for keyword search; metadata can be filtered on later. \
+        description: concat!(
+            "Store one item (a memory, note or document) in a shard: its text is embedded offline and indexed for keyword search; metadata can be filtered on later. \
 The write is durable when the call returns. An existing id is an error (use update to change an item). For many items use insert_batch. \
 Example: {\"shard\": \"notes\", \"text\": \"The deploy key lives in vault path ops/deploy\", \"metadata\": {\"topic\": \"ops\"}}. Returns the item's id.",
+            in_order!()
+        ),
         input: schema::<InsertArgs>,
         output: schema::<InsertOut>,
         read_only: false,
@@ -431,9 +457,12 @@ Example: {\"shard\": \"notes\", \"text\": \"The deploy key lives in vault path o
     ToolSpec {
         name: "insert_batch",
         title: "Insert many items",
-        description: "Store many items in one shard in one transaction (all or none); each item has `text` and/or `vector`, optional `id` and `metadata`. \
+        description: concat!(
+            "Store many items in one shard in one transaction (all or none); each item has `text` and/or `vector`, optional `id` and `metadata`. \
 Prefer it to repeated insert calls. Not for changing existing items (use update). \
 Example: {\"shard\": \"notes\", \"items\": [{\"text\": \"first fact\"}, {\"id\": \"f2\", \"text\": \"second fact\", \"metadata\": {\"src\": \"chat\"}}]}.",
+            in_order!()
+        ),
         input: schema::<InsertBatchArgs>,
         output: schema::<InsertBatchOut>,
         read_only: false,
@@ -443,11 +472,14 @@ Example: {\"shard\": \"notes\", \"items\": [{\"text\": \"first fact\"}, {\"id\":
     ToolSpec {
         name: "search",
         title: "Search",
-        description: "Find the items most relevant to a query in one shard (`shard`), several (`shards`) or all under a name prefix (`prefix`). \
+        description: concat!(
+            "Find the items most relevant to a query in one shard (`shard`), several (`shards`) or all under a name prefix (`prefix`). \
 `mode`: `vector` (by meaning), `text` (by keywords, BM25) or `hybrid` (both fused; the default for a text query on text shards; on shards of raw vectors a text query searches by keywords). \
 Hybrid hits carry `vector_score` (similarity), `text_score` (BM25, null when no query word is in the item) and `score`, their fusion: with the default `fusion` `dbsf` it sums how many standard deviations each part is above the candidates' average, so 0 is average and 2 is strong; `fusion` `rrf` ranks by reciprocal rank instead. \
-Optional `filter` on metadata, e.g. {\"topic\": \"ops\"} or {\"stars\": {\"$gte\": 3}}; `min_score` drops hits scoring below it (on the fused scale in hybrid mode, e.g. 1.0). Hits come best first with id, score, metadata and text. \
+Optional `filter` on metadata, e.g. {\"topic\": \"ops\"} or {\"stars\": {\"$gte\": 3}}; `min_score` drops hits scoring below it (cosine and dot shards; on the fused scale in hybrid mode, e.g. 1.0); on l2 shards `max_distance` drops hits farther than it (vector mode). Hits come best first with id, score, metadata and text. \
 Not for fetching a known id (use get). Example: {\"shard\": \"notes\", \"text\": \"where is the deploy key?\", \"k\": 5}.",
+            in_order!()
+        ),
         input: schema::<SearchArgs>,
         output: schema::<SearchOut>,
         read_only: true,
@@ -457,8 +489,11 @@ Not for fetching a known id (use get). Example: {\"shard\": \"notes\", \"text\":
     ToolSpec {
         name: "get",
         title: "Get an item",
-        description: "Fetch one item by id: its metadata and text (and vector with include_vector). \
+        description: concat!(
+            "Fetch one item by id: its metadata and text (and vector with include_vector). \
 Not for finding items by content (use search). Example: {\"shard\": \"notes\", \"id\": \"note-1\"}.",
+            in_order!()
+        ),
         input: schema::<GetArgs>,
         output: schema::<GetOut>,
         read_only: true,
@@ -468,8 +503,11 @@ Not for finding items by content (use search). Example: {\"shard\": \"notes\", \
     ToolSpec {
         name: "update",
         title: "Update an item",
-        description: "Change an existing item's text, vector and/or metadata (metadata is replaced whole). New text on a text shard is re-embedded. \
+        description: concat!(
+            "Change an existing item's text, vector and/or metadata (metadata is replaced whole). New text on a text shard is re-embedded. \
 The id must exist (use insert for new items). Example: {\"shard\": \"notes\", \"id\": \"note-1\", \"text\": \"The deploy key moved to ops/deploy-v2\"}.",
+            in_order!()
+        ),
         input: schema::<UpdateArgs>,
         output: schema::<DoneOut>,
         read_only: false,
@@ -479,8 +517,11 @@ The id must exist (use insert for new items). Example: {\"shard\": \"notes\", \"
     ToolSpec {
         name: "delete",
         title: "Delete an item",
-        description: "Delete one item by id, permanently. Not for whole shards (use shard_drop). \
+        description: concat!(
+            "Delete one item by id, permanently. Not for whole shards (use shard_drop). \
 Example: {\"shard\": \"notes\", \"id\": \"note-1\"}.",
+            in_order!()
+        ),
         input: schema::<ItemRefArgs>,
         output: schema::<DoneOut>,
         read_only: false,
@@ -558,6 +599,43 @@ impl SqliteVectorServer {
             Err(ToolError::Internal(m)) => Err(Err(m)),
         }
     }
+}
+
+/// What a call of tool `name` with `args` touches, read leniently from the raw arguments (a
+/// call whose arguments are wrong touches what it names, and fails when it runs).
+pub(crate) fn access(name: &str, args: Option<&JsonObject>) -> Access {
+    let string = |key: &str| args.and_then(|a| a.get(key)).and_then(Value::as_str);
+    let shard = |key: &str| string(key).map(|s| Target::Shard(s.to_owned()));
+    let (write, targets) = match name {
+        "shard_create" | "shard_drop" => (true, shard("name").into_iter().collect()),
+        "insert" | "insert_batch" | "update" | "delete" => {
+            (true, shard("shard").into_iter().collect())
+        }
+        "shard_stats" => (false, shard("name").into_iter().collect()),
+        "get" => (false, shard("shard").into_iter().collect()),
+        "shard_list" => (
+            false,
+            vec![Target::Prefix(
+                string("prefix").unwrap_or_default().to_owned(),
+            )],
+        ),
+        "search" => {
+            let mut targets: Vec<Target> = shard("shard").into_iter().collect();
+            if let Some(Value::Array(names)) = args.and_then(|a| a.get("shards")) {
+                let names = names.iter().filter_map(Value::as_str);
+                targets.extend(names.map(|n| Target::Shard(n.to_owned())));
+            }
+            targets.extend(string("prefix").map(|p| Target::Prefix(p.to_owned())));
+            (false, targets)
+        }
+        _ => (false, Vec::new()),
+    };
+    debug_assert_eq!(
+        write,
+        TOOLS.iter().any(|t| t.name == name && !t.read_only),
+        "{name}"
+    );
+    Access { write, targets }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: Value) -> ToolResult<T> {
@@ -908,6 +986,14 @@ or create a text shard with shard_create without `dim`"
             .unwrap_or_default();
         let mut params = SearchParams::k(k);
         params.min_score = a.min_score;
+        if let Some(d) = a.max_distance {
+            if !d.is_finite() || d < 0.0 {
+                return Err(user(format!(
+                    "max_distance must be a finite number ≥ 0, got {d}"
+                )));
+            }
+            params.max_distance = Some(d);
+        }
         if let Some(f) = &a.filter {
             let filter: Filter = f.to_string().parse()?;
             params.filter = Some(filter);
@@ -1046,9 +1132,15 @@ and manage them with get / update / delete. Texts are embedded by the server, of
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let name: Cow<'static, str> = request.name;
+        // The transport took a ticket when the line arrived: wait for the earlier calls on
+        // the same shards (see `order`). The ticket is released when `context` is dropped,
+        // after the call has finished.
+        if let Some(ticket) = context.extensions.get::<Ticket>() {
+            ticket.ready().await;
+        }
         if !self.inner.by_name.contains_key(name.as_ref()) {
             return Err(McpError::invalid_params(
                 format!("unknown tool {name}; see tools/list"),
@@ -1094,7 +1186,12 @@ mod tests {
             assert_eq!(v["inputSchema"]["type"], "object", "{v}");
             assert_eq!(v["outputSchema"]["type"], "object", "{v}");
             assert!(v["annotations"]["readOnlyHint"].is_boolean());
-            assert!(v["description"].as_str().unwrap().contains("Example"));
+            let description = v["description"].as_str().unwrap();
+            assert!(description.contains("Example"), "{description}");
+            assert!(
+                description.contains("in the order you send"),
+                "{description}"
+            );
         }
     }
 
