@@ -90,6 +90,14 @@ pub enum Error {
     /// No shard of this name exists under the manager's root.
     #[error("unknown shard: {0:?}")]
     UnknownShard(String),
+    /// The shard's file was dropped or replaced (by another process or shard manager) while this
+    /// handle had it open: the write was rolled back, nothing was written. Open the shard again
+    /// (it may now be another shard of the same name, or none).
+    #[error(
+        "shard dropped: its file was removed or replaced while this handle was open; nothing \
+         was written (open the shard again)"
+    )]
+    ShardDropped,
     /// The shard already has an HNSW index (drop it first to change its parameters).
     #[error("the shard already has an hnsw index (drop_index first to change its parameters)")]
     IndexExists,
@@ -200,7 +208,7 @@ impl Error {
             | Error::InvalidArgument(_)
             | Error::ClockSkew { .. } => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::UnknownShard(_) => ErrorKind::UnknownShard,
+            Error::UnknownShard(_) | Error::ShardDropped => ErrorKind::UnknownShard,
             Error::DuplicateId(_) | Error::AlreadyExists(_) | Error::IndexExists => {
                 ErrorKind::AlreadyExists
             }
@@ -229,8 +237,14 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     /// SQLite's busy and locked results become [`Error::Busy`], its read-only result
-    /// [`Error::ReadOnly`]; everything else [`Error::Sqlite`].
+    /// [`Error::ReadOnly`]; a commit refused by the shard manager's commit check
+    /// [`Error::ShardDropped`]; everything else [`Error::Sqlite`].
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error()
+            .is_some_and(|f| f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK)
+        {
+            return Error::ShardDropped;
+        }
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 Error::Busy(e.to_string())

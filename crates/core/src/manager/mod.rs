@@ -23,8 +23,8 @@
 //! # Crash safety
 //! * **create**: insert the catalog row with state `creating` (commit) → remove any stale file
 //!   at the id's path → create the shard file → set state `ready` (commit).
-//! * **drop**: set state `dropping` (commit) → close the manager's handle → remove `.db`, `-wal`,
-//!   `-shm`, `-journal` → delete the row.
+//! * **drop**: set state `dropping` (commit) → close the manager's handle → take the shard's
+//!   write lock → remove `.db`, `-wal`, `-shm`, `-journal` → release the lock → delete the row.
 //!
 //! A process that dies between two steps leaves a `creating` or `dropping` row. When a manager
 //! opens a root and no other manager (in any process) has it open, it finishes pending drops and
@@ -41,6 +41,22 @@
 //! manager's reference, so a handle a caller still holds stays usable (and is handed out again,
 //! rather than a second one opened, while it lives). [`ShardManager::drop_shard`] refuses a shard
 //! that a caller still holds.
+//!
+//! Another process, or another manager on the same root, may drop a shard this manager has
+//! open, and create a new one of the same name. Before [`ShardManager::open_shard`] hands out
+//! a cached handle it compares the file's identity (device and inode) with the path's and
+//! reopens the shard if they differ; every commit of a handle the manager opened repeats that
+//! check with the write lock held, and fails with [`Error::ShardDropped`] (nothing written)
+//! when the file is gone or replaced. A write the manager's handles acknowledge is therefore
+//! never lost in a dropped file: see [`files`] for the exact guarantee and its cost.
+//!
+//! # Links and file descriptors
+//! Shard directories and files are never reached through a symbolic link inside the root
+//! (create, open and drop refuse one with [`Error::Io`]; the root itself may be a link). The
+//! number of shards kept open is capped by the file-descriptor limit (see
+//! [`ManagerOptions::capacity`]); when opening a shard still runs out of descriptors, the
+//! manager closes idle shards and tries again, and says "too many open files" if that is not
+//! enough.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -56,7 +72,10 @@ use crate::profile::{Durability, Profile};
 use crate::schema;
 use crate::shard::{Hit, OpenOptions, Shard, Stats};
 
+mod files;
 mod search;
+
+use files::{FileId, OpenFile};
 
 /// Longest shard name, in characters (all ASCII).
 pub const MAX_NAME_LEN: usize = 128;
@@ -68,7 +87,11 @@ const FILE_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 #[derive(Clone)]
 pub struct ManagerOptions {
     /// How many shards the manager keeps open (least recently used are closed first); default
-    /// 256. 0 keeps none open beyond the handles callers hold.
+    /// 256. 0 keeps none open beyond the handles callers hold. On unix the manager keeps fewer
+    /// when the file-descriptor limit (`RLIMIT_NOFILE`, soft) is too low for this many: an open
+    /// shard costs up to 7 descriptors (its writer's database file and WAL, the shared `-shm`,
+    /// two idle readers' database file and WAL), and a quarter of the limit (at least 32) is
+    /// left to the rest of the process; see [`ShardManager::capacity`].
     pub capacity: usize,
     /// Durability of the catalog's commits: `normal` (default) or `full`.
     pub durability: Durability,
@@ -254,6 +277,8 @@ struct Registry {
 
 struct Entry {
     handle: Weak<Shard>,
+    /// The shard's catalog id and the identity of the file the handle has open.
+    file: OpenFile,
     /// Key in `Registry::lru` while the manager holds the handle.
     tick: Option<u64>,
 }
@@ -265,16 +290,18 @@ impl Registry {
         name: &str,
         capacity: usize,
         evicted: &mut Vec<Arc<Shard>>,
-    ) -> Option<Arc<Shard>> {
-        let shard = self.entries.get(name)?.handle.upgrade()?;
+    ) -> Option<(Arc<Shard>, OpenFile)> {
+        let entry = self.entries.get(name)?;
+        let (shard, file) = (entry.handle.upgrade()?, entry.file);
         self.touch(name, &shard, capacity, evicted);
-        Some(shard)
+        Some((shard, file))
     }
 
     fn insert(
         &mut self,
         name: &str,
         shard: &Arc<Shard>,
+        file: OpenFile,
         capacity: usize,
         evicted: &mut Vec<Arc<Shard>>,
     ) {
@@ -285,6 +312,7 @@ impl Registry {
             name.to_string(),
             Entry {
                 handle: Arc::downgrade(shard),
+                file,
                 tick: None,
             },
         );
@@ -332,6 +360,42 @@ impl Registry {
     fn remove(&mut self, name: &str) -> Option<Arc<Shard>> {
         let entry = self.entries.remove(name)?;
         entry.tick.and_then(|t| self.lru.remove(&t)).map(|(_, s)| s)
+    }
+
+    /// Forgets `name` if its handle is `shard` (not one opened since); returns the manager's
+    /// handle if it held one.
+    fn remove_handle(&mut self, name: &str, shard: &Arc<Shard>) -> Option<Arc<Shard>> {
+        let same = self
+            .entries
+            .get(name)
+            .is_some_and(|e| std::ptr::eq(e.handle.as_ptr(), Arc::as_ptr(shard)));
+        if same {
+            self.remove(name)
+        } else {
+            None
+        }
+    }
+
+    /// Closes the least recently used half of the handles only the manager holds (at least
+    /// one); returns them, to be dropped outside the lock, or an empty list if there were none.
+    fn shed(&mut self) -> Vec<Arc<Shard>> {
+        let idle: Vec<u64> = self
+            .lru
+            .iter()
+            .filter(|(_, (_, s))| Arc::strong_count(s) == 1)
+            .map(|(t, _)| *t)
+            .collect();
+        let n = idle.len().div_ceil(2);
+        let mut closed = Vec::with_capacity(n);
+        for t in idle.into_iter().take(n) {
+            if let Some((name, s)) = self.lru.remove(&t) {
+                if let Some(e) = self.entries.get_mut(&name) {
+                    e.tick = None;
+                }
+                closed.push(s);
+            }
+        }
+        closed
     }
 }
 
@@ -410,9 +474,13 @@ impl ShardManager {
         #[cfg(not(feature = "file-locks"))]
         let alone = true;
         let db = Self::open_catalog(&root.join("catalog.db"), sync)?;
+        let capacity = match files::fd_limit() {
+            Some(limit) => options.capacity.min(files::capacity_for_fds(limit)),
+            None => options.capacity,
+        };
         let manager = ShardManager {
             root,
-            capacity: options.capacity,
+            capacity,
             catalog: Mutex::new(db),
             registry: Mutex::new(Registry::default()),
             lock_file: lock,
@@ -470,7 +538,14 @@ impl ShardManager {
             ids.collect::<rusqlite::Result<_>>()?
         };
         for id in pending {
-            remove_db_files(&self.shard_path(id))?;
+            let path = self.shard_path(id);
+            // Never through a link out of the root: such a row stays pending (and its name
+            // taken) until the link is removed.
+            if let Err(e) = files::check_no_links(&self.root, &path) {
+                tracing::warn!("not recovering shard file {}: {e}", path.display());
+                continue;
+            }
+            remove_db_files(&path)?;
             self.lock_catalog().execute(schema::CATALOG_DELETE, [id])?;
         }
         Ok(())
@@ -491,6 +566,12 @@ impl ShardManager {
     /// How many shards the manager holds open now (at most the capacity).
     pub fn open_count(&self) -> usize {
         self.lock_registry().lru.len()
+    }
+
+    /// How many shards the manager keeps open at most: [`ManagerOptions::capacity`], lowered
+    /// to what the file-descriptor limit affords (see there).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// The file of the shard with catalog id `id`: `root/shards/<id % 256 in hex>/<id>.db`.
@@ -519,7 +600,8 @@ impl ShardManager {
     /// [`Error::InvalidArgument`] for an invalid name or profile (or durability `memory`);
     /// [`Error::AlreadyExists`] if the name is taken (or being created or dropped);
     /// [`Error::Sqlite`] / [`Error::Io`] when the catalog or the file cannot be written (nothing
-    /// is left behind).
+    /// is left behind), when the shard's directory is a symbolic link, or (saying "too many
+    /// open files") when descriptors run out although idle shards were closed.
     pub fn create(&self, name: &str, profile: &Profile) -> Result<Arc<Shard>> {
         validate_name(name)?;
         profile.validate()?;
@@ -546,30 +628,85 @@ impl ShardManager {
             }
         };
         let path = self.shard_path(id);
+        let mut links_refused = false;
         let made = (|| {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
+            files::check_no_links(&self.root, &path).inspect_err(|_| links_refused = true)?;
             remove_db_files(&path)?; // a file whose catalog row was lost
-            let shard = Shard::create_with(&path, profile, &self.open_options)?;
+            let shard = self.with_fds(name, || {
+                Shard::create_with(&path, profile, &self.open_options)
+            })?;
+            // Nobody else drops a `creating` row: the file is still the one just created.
+            let file = OpenFile {
+                id,
+                file: files::file_id(&path),
+            };
+            self.guard_commits(&shard, path.clone(), file.file)?;
             self.lock_catalog()
                 .prepare_cached(schema::CATALOG_READY)?
                 .execute([id])?;
-            Ok(shard)
+            Ok((shard, file))
         })();
-        let shard = match made {
-            Ok(s) => Arc::new(s),
+        let (shard, file) = match made {
+            Ok((s, f)) => (Arc::new(s), f),
             Err(e) => {
-                let _ = remove_db_files(&path);
+                if !links_refused {
+                    let _ = remove_db_files(&path);
+                }
                 let _ = self.lock_catalog().execute(schema::CATALOG_DELETE, [id]);
                 return Err(e);
             }
         };
         let mut evicted = Vec::new();
         self.lock_registry()
-            .insert(name, &shard, self.capacity, &mut evicted);
+            .insert(name, &shard, file, self.capacity, &mut evicted);
         drop(evicted); // closed outside the lock
         Ok(shard)
+    }
+
+    /// Makes every commit of `shard` first check that `path` is still the file `file` it has
+    /// open (see the [`files`] module docs).
+    fn guard_commits(&self, shard: &Shard, path: PathBuf, file: Option<FileId>) -> Result<()> {
+        if cfg!(unix) {
+            let open = OpenFile { id: 0, file };
+            shard.set_commit_check(move || open.is_current(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `open` (which opens a shard's files); when it fails for want of file descriptors,
+    /// closes the least recently used half of the idle shards and tries again, as long as
+    /// there are idle shards to close.
+    ///
+    /// # Errors
+    /// `open`'s error; [`Error::Io`] saying "too many open files" when the descriptors stay
+    /// exhausted.
+    fn with_fds<T>(&self, name: &str, mut open: impl FnMut() -> Result<T>) -> Result<T> {
+        loop {
+            let err = match open() {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            if !files::out_of_fds(&self.root) {
+                return Err(err);
+            }
+            let closed = self.lock_registry().shed();
+            if closed.is_empty() {
+                let open_now = self.open_count();
+                return Err(files::too_many_open_files(
+                    name,
+                    open_now,
+                    files::fd_limit(),
+                ));
+            }
+            tracing::debug!(
+                "out of file descriptors opening shard {name:?}: closed {} idle shards",
+                closed.len()
+            );
+            drop(closed);
+        }
     }
 
     /// The handle of shard `name`: the open one if there is one, else the file is opened (and
@@ -577,23 +714,45 @@ impl ShardManager {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an invalid name; [`Error::UnknownShard`] for an unknown
-    /// name; as [`Shard::open`] when the file cannot be opened ([`Error::Io`], [`Error::NotAShard`],
-    /// [`Error::Corrupt`], ...).
+    /// name (or one dropped meanwhile); [`Error::Io`] for a shard directory or file that is a
+    /// symbolic link, or saying "too many open files" when descriptors run out although idle
+    /// shards were closed; as [`Shard::open`] when the file cannot be opened ([`Error::Io`],
+    /// [`Error::NotAShard`], [`Error::Corrupt`], ...).
     pub fn open_shard(&self, name: &str) -> Result<Arc<Shard>> {
         validate_name(name)?;
         let mut evicted = Vec::new();
         loop {
-            if let Some(s) = self.lock_registry().get(name, self.capacity, &mut evicted) {
-                return Ok(s);
+            let cached = self.lock_registry().get(name, self.capacity, &mut evicted);
+            if let Some((s, file)) = cached {
+                // Dropped (and maybe created again) by another process or manager meanwhile?
+                if file.is_current(&self.shard_path(file.id)) {
+                    return Ok(s);
+                }
+                evicted.extend(self.lock_registry().remove_handle(name, &s));
+                continue;
             }
             let (id, _) = self
                 .lookup(name)?
                 .ok_or_else(|| Error::UnknownShard(name.to_string()))?;
+            let path = self.shard_path(id);
+            files::check_no_links(&self.root, &path)?;
+            // Identity first: if the catalog still names this id after the open, no drop had
+            // begun removing the file, so the file opened is the one identified.
+            let file = OpenFile {
+                id,
+                file: files::file_id(&path),
+            };
             // Opened outside the lock, so opens of different shards run in parallel.
-            let opened = Shard::open_with_options(self.shard_path(id), &self.open_options);
+            let opened = self.with_fds(name, || {
+                let shard = Shard::open_with_options(&path, &self.open_options)?;
+                self.guard_commits(&shard, path.clone(), file.file)?;
+                Ok(shard)
+            });
             let mut reg = self.lock_registry();
-            if let Some(s) = reg.get(name, self.capacity, &mut evicted) {
-                return Ok(s); // another thread opened it meanwhile; ours is closed
+            if let Some((s, _)) = reg.get(name, self.capacity, &mut evicted) {
+                // Another thread opened it meanwhile; ours is closed. (Checked on the next
+                // call if it is the dropped file.)
+                return Ok(s);
             }
             // A drop (or drop and re-create) may have run while the file was being opened.
             match self.lookup(name)? {
@@ -602,7 +761,7 @@ impl ShardManager {
                 Some(_) => {}
             }
             let shard = Arc::new(opened?);
-            reg.insert(name, &shard, self.capacity, &mut evicted);
+            reg.insert(name, &shard, file, self.capacity, &mut evicted);
             drop(reg);
             return Ok(shard);
         }
@@ -687,10 +846,15 @@ impl ShardManager {
     /// # Errors
     /// [`Error::InvalidArgument`] for an invalid name, or when a caller still holds a handle of
     /// the shard (drop it first); [`Error::UnknownShard`] for an unknown name; [`Error::Io`] when a
-    /// file cannot be removed (the drop is then finished by the next recovery, and the name
-    /// stays taken until then).
+    /// file cannot be removed, or a shard directory or file is a symbolic link (nothing is
+    /// removed then); [`Error::Busy`] when another connection holds the shard's write lock
+    /// past 5 s. After a failure once the removal has begun, the drop is finished by the next
+    /// recovery, and the name stays taken until then.
     pub fn drop_shard(&self, name: &str) -> Result<()> {
         validate_name(name)?;
+        if let Some((id, _)) = self.lookup(name)? {
+            files::check_no_links(&self.root, &self.shard_path(id))?;
+        }
         let (id, held) = {
             let mut reg = self.lock_registry();
             if let Some(e) = reg.entries.get(name) {
@@ -715,7 +879,13 @@ impl ShardManager {
             (id, reg.remove(name))
         };
         drop(held); // closes the file before it is removed
-        remove_db_files(&self.shard_path(id))?;
+        let path = self.shard_path(id);
+        files::check_no_links(&self.root, &path)?;
+        // Removed under the shard's write lock: a writer elsewhere either committed before, or
+        // finds the file gone inside its commit (see the `files` module docs).
+        let lock = files::lock_for_drop(&path)?;
+        remove_db_files(&path)?;
+        drop(lock);
         self.lock_catalog().execute(schema::CATALOG_DELETE, [id])?;
         Ok(())
     }

@@ -328,7 +328,7 @@ impl ShardManager {
         for (name, profile) in found {
             let Some(profile) = profile else {
                 failures.push(ShardFailure {
-                    error: format!("no shard named {name:?}"),
+                    error: Error::UnknownShard(name.clone()).to_string(),
                     shard: name,
                 });
                 continue;

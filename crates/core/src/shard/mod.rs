@@ -186,6 +186,17 @@ impl Shard {
         Ok(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Makes every commit of this handle's writer first ask `live`, with the write lock held: a
+    /// commit it answers `false` to is rolled back and fails with [`Error::ShardDropped`]. The
+    /// shard manager's guard against acknowledging a write into a dropped or replaced file.
+    pub(crate) fn set_commit_check(
+        &self,
+        mut live: impl FnMut() -> bool + Send + 'static,
+    ) -> Result<()> {
+        self.lock_writer()?.db.commit_hook(Some(move || !live()))?;
+        Ok(())
+    }
+
     /// Number of live items (as of the last catch-up; see [`Shard::refresh`]).
     pub fn len(&self) -> usize {
         self.read_state().arena.len()

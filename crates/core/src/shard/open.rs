@@ -213,12 +213,40 @@ pub(super) fn identities(path: &Path) -> Result<(Option<String>, Option<String>)
 /// cannot be written (SQLite's "cannot open" for the `-wal` / `-shm` it creates beside the
 /// file, or "read-only database").
 fn cannot_write(path: &Path, e: &Error) -> bool {
-    let exists = file_exists(path) != Some(false);
     match e {
         Error::ReadOnly(_) => true,
-        Error::Io(io) => exists && io.kind() == std::io::ErrorKind::NotFound,
+        // "Cannot open" also covers running out of file descriptors: only a directory this
+        // process cannot write means read-only.
+        Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::NotFound
+                && file_exists(path) != Some(false)
+                && !dir_writable(path.parent().unwrap_or(Path::new(".")))
+        }
         _ => false,
     }
+}
+
+/// Whether this process may create files in `dir` (`access(2)` with `W_OK`: permissions,
+/// read-only mounts).
+#[cfg(unix)]
+fn dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Whether this process may create files in `dir` (the permission bits' read-only flag).
+#[cfg(not(unix))]
+fn dir_writable(dir: &Path) -> bool {
+    std::fs::metadata(dir).map_or(true, |m| !m.permissions().readonly())
 }
 
 /// The URI of a read-only connection to `path`: SQLite's `immutable` mode (reads the file

@@ -8,6 +8,7 @@ mod fixtures;
 mod hybrid;
 mod index;
 mod manager;
+mod manager_reliability;
 mod query;
 mod real_data;
 mod soak;
