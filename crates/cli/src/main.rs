@@ -88,6 +88,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent copy of a shard to a new file while it stays in use (one file, no
+    /// -wal; it keeps the shard's identity: a backup to restore, not a second replica).
+    Backup {
+        /// Shard file.
+        path: PathBuf,
+        /// The copy (must not exist).
+        dest: PathBuf,
+    },
     /// Manage the shards of a root directory.
     Shards {
         #[command(subcommand)]
@@ -753,6 +761,12 @@ fn run(cli: Cli) -> CliResult {
                     println!("{:>18}: ok", "integrity");
                 }
             }
+        }
+        Command::Backup { path, dest } => {
+            let shard = open_shard(&path)?;
+            new_file(&dest)?;
+            shard.backup_to(&dest)?;
+            println!("backed up {} to {}", path.display(), dest.display());
         }
         Command::Bench(args) => bench::run(args)?,
         Command::Demo { keep } => demo::run(keep)?,

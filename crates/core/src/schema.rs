@@ -228,6 +228,9 @@ pub fn filter_rowids(filter_expr: &str) -> String {
 /// SQLite's checks of the whole file.
 pub const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
 
+/// Writes a compacted copy of the database, as of one snapshot, to the new file `?1`.
+pub const VACUUM_INTO: &str = "VACUUM INTO ?1";
+
 /// Bytes of an in-memory database.
 pub const DATABASE_BYTES: &str =
     "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";

@@ -339,6 +339,36 @@ impl Shard {
         Ok(out)
     }
 
+    /// Writes a consistent copy of the shard, as of one snapshot, to the new file `dest`: one
+    /// self-contained file (no `-wal`), compacted (SQLite's `VACUUM INTO`), while writers carry
+    /// on. A backup keeps the shard's identity (site id): restore it in place of the shard
+    /// (delete the old `-wal` and `-shm` first), never run it beside the original as a second
+    /// replica (two shards with one site id would not sync correctly).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when `dest` exists; [`Error::InvalidArgument`] for an in-memory
+    /// shard's path that cannot be written; [`Error::Sqlite`] / [`Error::Io`] writing it.
+    pub fn backup_to(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
+        let dest = dest.as_ref();
+        #[cfg(feature = "fs-metadata")]
+        if dest.exists() {
+            return Err(Error::AlreadyExists(format!("{} exists", dest.display())));
+        }
+        let dest = dest.to_str().ok_or_else(|| {
+            Error::InvalidArgument(format!("{} is not valid UTF-8", dest.display()))
+        })?;
+        let reader = self.reader()?;
+        let db = reader.db();
+        // Pooled readers are `query_only`, which refuses `VACUUM INTO` although it writes only
+        // `dest` (an in-memory shard reads through its writer, which is not).
+        let query_only: bool = db.pragma_query_value(None, "query_only", |r| r.get(0))?;
+        db.pragma_update(None, "query_only", false)?;
+        let r = db.execute(schema::VACUUM_INTO, [dest]);
+        db.pragma_update(None, "query_only", query_only)?;
+        r?;
+        Ok(())
+    }
+
     /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector: its length,
     /// finite components and a norm within [`codec::MAX_NORM`]; reports damaged derived data
     /// found at load (see [`Stats::damage`]).

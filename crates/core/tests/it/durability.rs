@@ -424,3 +424,60 @@ fn runs_as_root() -> bool {
             .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
     })
 }
+
+#[test]
+fn a_backup_is_one_consistent_file_taken_while_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.db");
+    let shard = std::sync::Arc::new(Shard::create(&path, &Profile::new(8, Metric::L2)).unwrap());
+    let vectors = random_vectors(200, 8, 12);
+    crate::fill(&shard, &vectors[..100]);
+    // A writer carries on while the backup is taken.
+    let writer = {
+        let shard = std::sync::Arc::clone(&shard);
+        let vectors = vectors.clone();
+        std::thread::spawn(move || {
+            for (i, v) in vectors.iter().enumerate().skip(100) {
+                shard
+                    .insert(NewItem::new(v.clone()).with_id(i.to_string()))
+                    .unwrap();
+            }
+        })
+    };
+    let copy = dir.path().join("copy.db");
+    shard.backup_to(&copy).unwrap();
+    writer.join().unwrap();
+    let e = shard.backup_to(&copy).unwrap_err();
+    assert!(matches!(e, sqlite_vector::Error::AlreadyExists(_)), "{e}");
+    assert!(!sidecar(&copy, "-wal").exists());
+    let restored = Shard::open(&copy).unwrap();
+    restored.check_integrity().unwrap();
+    let n = restored.len();
+    assert!((100..=200).contains(&n), "a snapshot: {n} items");
+    // A snapshot: the first n items of the writer's order, exactly.
+    for (i, v) in vectors.iter().enumerate() {
+        match restored.get(&i.to_string()) {
+            Ok(item) => assert!(i < n && item.vector == *v, "item {i}"),
+            Err(_) => assert!(i >= n, "item {i} missing from a snapshot of {n}"),
+        }
+    }
+    assert_eq!(
+        restored.stats().unwrap().site_id,
+        shard.stats().unwrap().site_id
+    );
+}
+
+#[test]
+fn an_in_memory_shard_backs_up_to_a_file_and_keeps_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard::in_memory(&Profile::new(4, Metric::Cosine)).unwrap();
+    shard
+        .insert(NewItem::new(vec![1.0, 0.0, 0.0, 0.0]).with_id("a"))
+        .unwrap();
+    let copy = dir.path().join("mem.db");
+    shard.backup_to(&copy).unwrap();
+    shard
+        .insert(NewItem::new(vec![0.0, 1.0, 0.0, 0.0]).with_id("b"))
+        .unwrap();
+    assert_eq!(Shard::open(&copy).unwrap().len(), 1);
+}
