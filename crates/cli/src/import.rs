@@ -47,7 +47,7 @@ pub struct ImportArgs {
     batch: usize,
 }
 
-fn item_from_line(
+pub(crate) fn item_from_line(
     args: &ImportArgs,
     line: &str,
     lineno: usize,

@@ -140,11 +140,14 @@ fn read_matrix<T: npyz::Deserialize, R: Read>(
     let data_offset = npy_data_offset(&prefix, len).map_err(fmt)?;
     // The whole header (bounded by the file's length above), its shape checked before the
     // parser sees it (npyz multiplies the dimensions without checking for overflow).
+    // A version-1 header shorter than 2 bytes ends inside the 12 bytes already read (found by
+    // fuzzing: the subtraction overflowed); those extra bytes stay in `prefix` for the parser.
     (&mut reader)
-        .take(data_offset - prefix.len() as u64)
+        .take(data_offset.saturating_sub(prefix.len() as u64))
         .read_to_end(&mut prefix)
         .map_err(io)?;
-    npy_shape_elements(&prefix).map_err(fmt)?;
+    let header_end = usize::try_from(data_offset).map_or(prefix.len(), |e| e.min(prefix.len()));
+    npy_shape_elements(&prefix[..header_end]).map_err(fmt)?;
     let npy = npyz::NpyFile::new(std::io::Cursor::new(prefix).chain(reader))
         .map_err(|e| fmt(format!("bad .npy header: {e}")))?;
     if npy.order() != npyz::Order::C {
@@ -585,6 +588,20 @@ mod tests {
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(data);
         out
+    }
+
+    /// Found by fuzzing (`fuzz/` target `npy`): a version-1 header length below 2 made the
+    /// reader subtract past zero (a panic with overflow checks).
+    #[test]
+    fn npy_v1_header_shorter_than_the_preamble_read_is_an_error() {
+        let mut bytes = npy("<f4", "(2, 3)", &[0u8; 24]);
+        for len in [0u16, 1] {
+            bytes[8..10].copy_from_slice(&len.to_le_bytes());
+            assert!(matches!(
+                read_f32_bytes(&bytes, "short"),
+                Err(DatasetError::Format { .. })
+            ));
+        }
     }
 
     #[test]

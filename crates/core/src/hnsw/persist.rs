@@ -14,6 +14,10 @@ pub const HEADER_LEN: usize = 80;
 
 const MAGIC: &[u8; 4] = b"HNSW";
 
+/// Largest removal count a header may carry (the count is a `u64` that every removal
+/// increments; anything above this is damage).
+const MAX_REMOVED: u64 = i64::MAX as u64;
+
 /// Node record flag: the node was removed and is kept for pass-through.
 const FLAG_REMOVED: u8 = 1;
 
@@ -235,6 +239,11 @@ impl Hnsw {
         }
         if rng == 0 {
             return Err(corrupt("header level generator state is zero"));
+        }
+        // A count of removals, incremented by every remove: no real graph comes near 2^63
+        // (found by fuzzing: u64::MAX overflowed on the next remove).
+        if removed > MAX_REMOVED {
+            return Err(corrupt(format!("header counts {removed} removals")));
         }
         if len > u64::from(bound) {
             return Err(corrupt(format!(

@@ -635,6 +635,24 @@ fn dirty_records_keep_a_stored_copy_in_step() {
     assert_eq!(records(&h), records(&g));
 }
 
+/// Found by fuzzing (`fuzz/` target `hnsw`): a header whose removal count is `u64::MAX` was
+/// accepted, and the next `remove` overflowed it (a panic with overflow checks, a wrapped
+/// count and a wrong [`Hnsw::deleted_ratio`] without).
+#[test]
+fn header_removal_count_near_overflow_is_corrupt() {
+    let (data, g) = synthetic(50, Metric::L2, HnswParams::default());
+    let mut header = g.header();
+    header[64..72].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(Hnsw::from_header(&header), Err(Error::Corrupt(m)) if m.contains("removals")));
+    header[64..72].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    let mut h = Hnsw::from_header(&header).unwrap();
+    for (node, record) in records(&g) {
+        h.load_node(node, &record).unwrap();
+    }
+    h.finish_load().unwrap();
+    assert!(h.remove(0, &SliceSource::new(&data, g.dim())));
+}
+
 #[test]
 fn corrupt_header_is_an_error() {
     let (_, g) = synthetic(50, Metric::Dot, HnswParams::default());

@@ -1,0 +1,93 @@
+//! One line of a JSONL import (`sqlite-vector import --jsonl`): the CLI's own line parser,
+//! compiled from `crates/cli/src/import.rs` (the CLI is a binary crate), with the default field
+//! names. An item the parser accepts is inserted into a fresh in-memory shard (dimension 3);
+//! the shard may refuse it with an error, never panic, and must give back what it stored.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use clap::{Args, FromArgMatches};
+use libfuzzer_sys::fuzz_target;
+use sqlite_vector::{Metric, Profile, SearchParams, Shard};
+
+/// What `import.rs` takes from the CLI's `main.rs`: its failure type and the user-error helper.
+#[allow(dead_code)]
+pub(crate) struct Failure {
+    msg: String,
+    user: bool,
+}
+
+impl From<sqlite_vector::Error> for Failure {
+    fn from(e: sqlite_vector::Error) -> Self {
+        Failure {
+            user: e.is_user_error(),
+            msg: e.to_string(),
+        }
+    }
+}
+
+impl From<sqlite_vector_dataset::DatasetError> for Failure {
+    fn from(e: sqlite_vector_dataset::DatasetError) -> Self {
+        Failure {
+            user: true,
+            msg: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure {
+            user: false,
+            msg: e.to_string(),
+        }
+    }
+}
+
+pub(crate) fn user(msg: impl Into<String>) -> Failure {
+    Failure {
+        msg: msg.into(),
+        user: true,
+    }
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, Failure>;
+
+#[allow(dead_code)]
+#[path = "../../crates/cli/src/import.rs"]
+mod import;
+
+fn args() -> &'static import::ImportArgs {
+    static ARGS: OnceLock<import::ImportArgs> = OnceLock::new();
+    ARGS.get_or_init(|| {
+        let cmd = import::ImportArgs::augment_args(clap::Command::new("import"));
+        let matches = cmd
+            .try_get_matches_from(["import", "fuzz.db"])
+            .expect("default import arguments");
+        import::ImportArgs::from_arg_matches(&matches).expect("import arguments")
+    })
+}
+
+fuzz_target!(|line: &str| {
+    // Without a vector field required (the `--npy` + `--jsonl` form) only for the parse.
+    let _ = import::item_from_line(args(), line, 1, false);
+    let Ok(item) = import::item_from_line(args(), line, 1, true) else {
+        return;
+    };
+    let shard = Shard::in_memory(&Profile::new(3, Metric::Cosine)).expect("in-memory shard");
+    let text = item.text.clone();
+    let Ok(id) = shard.upsert(item) else {
+        return;
+    };
+    let stored = shard
+        .get(&id)
+        .expect("an acknowledged item can be read back");
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.text, text);
+    assert!(stored.metadata.is_object(), "{:?}", stored.metadata);
+    let hits = shard
+        .search(&[1.0, 0.5, -0.25], &SearchParams::k(3))
+        .expect("search");
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].score.is_finite(), "{hits:?}");
+});
