@@ -44,6 +44,29 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+impl Failure {
+    fn context(self, context: impl std::fmt::Display) -> Failure {
+        Failure {
+            msg: format!("{context}: {}", self.msg),
+            user: self.user,
+        }
+    }
+
+    fn is_user(&self) -> bool {
+        self.user
+    }
+}
+
+/// The CLI's path checks (used by the import command, not by the line parser fuzzed here).
+pub(crate) fn existing_file(path: &std::path::Path) -> CliResult {
+    std::fs::metadata(path).map(drop).map_err(Failure::from)
+}
+
+/// The CLI's shard opener (used by the import command, not by the line parser fuzzed here).
+pub(crate) fn open_shard(path: &std::path::Path) -> CliResult<Shard> {
+    Ok(Shard::open(path)?)
+}
+
 pub(crate) fn user(msg: impl Into<String>) -> Failure {
     Failure {
         msg: msg.into(),
