@@ -950,3 +950,45 @@ fn system_failures_exit_1() {
     });
     r.unwrap();
 }
+
+#[test]
+fn a_damaged_index_is_reported_and_dropped_by_the_command_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = abc_shard(dir.path());
+    ok(&["index", p(&db)]);
+    sqlite_vector::rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM hnsw_state", [])
+        .unwrap();
+    // Every command still opens the shard: stats names the damage and its repair.
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", p(&db), "--json"])).unwrap();
+    let damage = stats["damage"][0].as_str().unwrap_or_default();
+    assert!(
+        damage.starts_with("index damaged") && damage.contains("index --drop"),
+        "{stats}"
+    );
+    let hits = ok(&["search", p(&db), "--vector", "[1, 0]", "-k", "1", "--json"]);
+    assert!(hits.contains("\"a\""), "{hits}");
+    fails(&["stats", p(&db), "--check"], 1, "index damaged");
+    ok(&["index", p(&db), "--drop"]);
+    ok(&["stats", p(&db), "--check"]);
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", p(&db), "--json"])).unwrap();
+    assert_eq!(stats["damage"], serde_json::json!([]), "{stats}");
+    assert_eq!(stats["index"], serde_json::Value::Null, "{stats}");
+}
+
+#[test]
+fn backup_writes_one_consistent_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = abc_shard(dir.path());
+    let copy = dir.path().join("copy.db");
+    ok(&["backup", p(&db), p(&copy)]);
+    assert_eq!(count(&copy), (3, 0));
+    assert!(!dir.path().join("copy.db-wal").exists());
+    fails(&["backup", p(&db), p(&copy)], 2, "exists");
+    fails(
+        &["backup", p(&db), p(&dir.path().join("no/such/dir/c.db"))],
+        2,
+        "does not exist",
+    );
+}
