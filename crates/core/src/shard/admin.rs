@@ -365,8 +365,14 @@ impl Shard {
         db.pragma_update(None, "query_only", false)?;
         let r = db.execute(schema::VACUUM_INTO, [dest]);
         db.pragma_update(None, "query_only", query_only)?;
-        r?;
-        Ok(())
+        match r {
+            Ok(_) => Ok(()),
+            // SQLite's own check (builds without `fs-metadata`, or a file created meanwhile).
+            Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("already exists") => {
+                Err(Error::AlreadyExists(format!("{dest} exists")))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector: its length,
