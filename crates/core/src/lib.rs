@@ -67,6 +67,7 @@ pub mod fusion;
 pub mod hnsw;
 pub mod index;
 pub mod manager;
+mod par;
 mod profile;
 pub mod quant;
 pub mod query;

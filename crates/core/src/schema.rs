@@ -288,6 +288,8 @@ pub const FTS_ALL_LENGTHS: &str = "SELECT id, sz FROM items_fts_docsize";
 pub const FTS_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM items_fts_docsize)";
 /// One row's per-column token counts.
 pub const FTS_ONE_LENGTH: &str = "SELECT sz FROM items_fts_docsize WHERE id = ?1";
+/// Every live row's rowid, text and metadata (JSON text), for the in-memory text index.
+pub const LIVE_TEXT_ROWS: &str = "SELECT rowid, text, json(metadata) FROM items WHERE cl % 2 = 1";
 /// Rows changed after a version (the `items_seq` index).
 pub const ROWIDS_CHANGED_SINCE: &str = "SELECT rowid FROM items WHERE seq > ?1";
 /// Obtains the FTS5 API pointer (bound with `sqlite3_bind_pointer` as `fts5_api_ptr`), for the

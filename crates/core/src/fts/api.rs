@@ -28,6 +28,10 @@
 //!   shard version (`State::last_seq`); row lengths are brought up to date by reading the rows
 //!   changed since (the `items_seq` index), like the arena's catch-up.
 //!
+//! Shards with at least [`MIN_ROWS`] text rows skip all of this for most queries: they rank
+//! from the in-memory index of [`super::textindex`] ([`indexed_query`]), with the same words,
+//! document frequencies and arithmetic.
+//!
 //! Words are ASCII-folded by Rust only when they are ASCII (FTS5's `unicode61` tokenizer then
 //! yields exactly the lowercased word); any other word's document frequency is counted by the
 //! function as `bm25()` does, and it is never pruned.
@@ -39,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{ffi, Connection, OptionalExtension};
 
+use super::textindex::{Phrase, TextIndex, MAX_ROWID, MIN_ROWS};
 use super::{or_query, QueryWord, RankInput};
 use crate::error::Result;
 use crate::schema;
@@ -47,10 +52,12 @@ use crate::schema;
 const FUNCTION: &CStr = c"sqlite_vector_bm25";
 /// Name of the connection's client data holding [`TextState`].
 const CLIENT_DATA: &CStr = c"sqlite_vector.text";
+/// Name of the connection's client data holding its shard's [`super::SharedText`] ([`share`]).
+const SHARED_DATA: &CStr = c"sqlite_vector.text_shared";
 
 /// BM25 constants, as FTS5's `bm25()`.
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
+pub(super) const K1: f64 = 1.2;
+pub(super) const B: f64 = 0.75;
 /// Per-phrase argument: the phrase only restricts the rows (MaxScore's R group), not scored.
 const SKIP: f64 = -2.0;
 /// Per-phrase argument: document frequency unknown; count it as `bm25()` does.
@@ -67,12 +74,17 @@ const MAX_LOOKUP_WORD: usize = 256;
 /// of `SELECT rowid, -bm25(items_fts) … ORDER BY bm25(items_fts), rowid LIMIT k` over the kept
 /// words (words in at least half of the live items are dropped first: their IDF is floored to
 /// 1e-6 and they only make FTS5 visit nearly every row; all but the first if every word is).
-/// The caller holds one read transaction and the shard's state lock, at version
-/// `input.version`.
+/// The caller holds one read transaction, whose snapshot is at version `input.version`.
 pub(super) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f64)>> {
     let state = TextState::of(db)?;
     let mut inner = state.lock();
     inner.at_version(db, input.version)?;
+    if input.filter.is_none() {
+        if let Some(q) = indexed_query(&mut inner, state, db, input)? {
+            let ix = q.index();
+            return Ok(ix.top_k(&q.phrases, input.k, q.avgdl, |r| q.len(ix, r)));
+        }
+    }
     let kept = kept_words(&mut inner, db, input)?;
     let n_row = inner.n_row;
     let lengths = inner.lengths(db, input.version)?;
@@ -167,6 +179,16 @@ pub(super) fn score_rows(
     let state = TextState::of(db)?;
     let mut inner = state.lock();
     inner.at_version(db, input.version)?;
+    if let Some(q) = indexed_query(&mut inner, state, db, input)? {
+        let ix = q.index();
+        return Ok(rowids
+            .iter()
+            .filter_map(|&r| {
+                let len = u32::try_from(r).map_or(0, |r| q.len(ix, r));
+                ix.score(r, &q.phrases, len, q.avgdl).map(|s| (r, s))
+            })
+            .collect());
+    }
     let kept = kept_words(&mut inner, db, input)?;
     let lengths = inner.lengths(db, input.version)?;
     let (n_row, n_tok) = (inner.n_row, inner.n_tok);
@@ -247,7 +269,25 @@ pub(super) fn score_rows(
 /// query words here are lowercase ASCII), anything else by the tokenizer.
 fn count_terms(tok: &mut Tokenizer, text: &str, counts: &mut TermCounts<'_>) -> Result<()> {
     if !text.is_ascii() {
-        return tok.tokenize(text, counts);
+        return tok.tokens(
+            text,
+            ffi::FTS5_TOKENIZE_DOCUMENT,
+            &mut |token, colocated| {
+                // A colocated token (a synonym) shares its position: not a token of the row's
+                // length.
+                if !colocated {
+                    counts.tokens = counts.tokens.saturating_add(1);
+                }
+                if token.is_empty() {
+                    return;
+                }
+                for (t, tf) in counts.terms.iter().zip(counts.tf.iter_mut()) {
+                    if t.as_bytes() == token {
+                        *tf += 1;
+                    }
+                }
+            },
+        );
     }
     for token in text
         .as_bytes()
@@ -284,6 +324,101 @@ fn score_rows_by_match(
 /// The document frequency to pass for `w` (exact for ASCII words), `None` when FTS5 must count.
 fn known_df(w: &QueryWord<'_>, n: i64) -> Option<i64> {
     (w.text.is_ascii() && w.text.len() <= MAX_LOOKUP_WORD).then_some(n)
+}
+
+/// A query ready for the in-memory index ([`super::textindex`]), holding the shard's index
+/// (locked: text queries of one shard take turns on it, about 0.1 ms each).
+struct IndexedQuery<'s> {
+    index: MutexGuard<'s, super::Slot>,
+    /// The kept words' phrases, in order.
+    phrases: Vec<Phrase>,
+    lengths: Arc<Lengths>,
+    avgdl: f64,
+}
+
+impl IndexedQuery<'_> {
+    /// The index (present: [`text_index`] returns the lock only with one).
+    fn index(&self) -> &TextIndex {
+        &self.index.index
+    }
+
+    /// Row `r`'s length in tokens: FTS5's (`%_docsize`), else the index's own count.
+    fn len(&self, ix: &TextIndex, r: u32) -> u32 {
+        match self.lengths.get(i64::from(r)) {
+            UNKNOWN_LEN => ix.len(r),
+            n => n,
+        }
+    }
+}
+
+/// The query of `input` on the connection's in-memory index at `input.version`, or `None` when
+/// it runs through FTS5: a shard under [`MIN_ROWS`] text rows, an index that cannot be built
+/// (see [`text_index`]), or a query word that is not one token of the index (a word
+/// FTS5 would cut in several, or longer than [`MAX_LOOKUP_WORD`]). Words are kept or dropped
+/// by the rule of [`kept_words`], with the index's document frequencies (FTS5's).
+fn indexed_query<'s>(
+    inner: &mut Inner,
+    state: &'s TextState,
+    db: &Connection,
+    input: &RankInput<'_>,
+) -> Result<Option<IndexedQuery<'s>>> {
+    if inner.n_row < MIN_ROWS || input.words.is_empty() {
+        return Ok(None);
+    }
+    let Some(guard) = text_index(db, state, input.version, input.fields)? else {
+        return Ok(None);
+    };
+    let index = &guard.index;
+    // Each word as the index's token: the lowercase word when ASCII, else what the
+    // tokenizer makes of it (one token, or the query goes to FTS5).
+    let mut tokens: Vec<Option<u32>> = Vec::with_capacity(input.words.len());
+    for w in input.words {
+        if w.text.len() > MAX_LOOKUP_WORD {
+            return Ok(None);
+        }
+        if w.text.is_ascii() {
+            tokens.push(index.term(w.folded.as_bytes()));
+            continue;
+        }
+        let mut tokenizer = state
+            .tokenizer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(tok) = tokenizer.as_mut() else {
+            return Ok(None);
+        };
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        tok.tokens(w.text, ffi::FTS5_TOKENIZE_QUERY, &mut |t, _| {
+            got.push(t.to_vec())
+        })?;
+        match got.as_slice() {
+            [one] => tokens.push(index.term(one)),
+            _ => return Ok(None),
+        }
+    }
+    // The "half of the live items" rule of `kept_words`, on the lowercase word (a word that
+    // is not its own token, such as "café", is looked up as typed and so always kept).
+    let df_folded = |w: &QueryWord<'_>| index.df(index.term(w.folded.as_bytes()));
+    let mut kept: Vec<usize> = (0..input.words.len())
+        .filter(|&i| 2 * df_folded(&input.words[i]) <= input.n_live)
+        .collect();
+    if kept.is_empty() {
+        kept.push(0);
+    }
+    let n_row = inner.n_row;
+    let phrases = kept
+        .into_iter()
+        .map(|i| Phrase {
+            term: tokens[i],
+            idf: idf(n_row, index.df(tokens[i])),
+        })
+        .collect();
+    Ok(Some(IndexedQuery {
+        lengths: inner.lengths(db, input.version)?,
+        avgdl: inner.n_tok as f64 / n_row as f64,
+        index: guard,
+        phrases,
+    }))
 }
 
 /// One distinct query word for pruning.
@@ -401,6 +536,8 @@ pub(crate) struct TextState {
     active: Mutex<Option<Arc<Lengths>>>,
     /// The index's tokenizer (`None` when FTS5 does not hand it out).
     tokenizer: Mutex<Option<Tokenizer>>,
+    /// The shard's in-memory index ([`share`]; this connection's own when not shared).
+    shared: Arc<super::SharedText>,
 }
 
 struct Inner {
@@ -535,6 +672,133 @@ impl Inner {
     }
 }
 
+/// The shard's in-memory index at `version` (see [`super::textindex`]), shared by its
+/// connections ([`super::SharedText`]) and returned locked: built whole the first time, then
+/// brought up to date in place by the rows changed since (the `items_seq` index), like the row
+/// lengths. `None` when it cannot be built (a rowid past [`MAX_ROWID`], or non-ASCII text
+/// without FTS5's tokenizer) or when it is already past `version` (a reader on an older
+/// snapshot: that query runs through FTS5).
+fn text_index<'s>(
+    db: &Connection,
+    state: &'s TextState,
+    version: i64,
+    fields: &[String],
+) -> Result<Option<MutexGuard<'s, super::Slot>>> {
+    let mut slot = state
+        .shared
+        .slot
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if slot.version == Some(version) {
+        return Ok(slot.built.then_some(slot));
+    }
+    if slot.version.is_some_and(|v| v > version) {
+        return Ok(None);
+    }
+    let mut tokenizer = state
+        .tokenizer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let mut tok = tokenizer.as_mut();
+    // Marked unusable while it changes: an error on the way leaves it to be built again.
+    let since = slot.version.filter(|_| slot.built);
+    slot.version = None;
+    slot.built = false;
+    let mut caught_up = false;
+    if let Some(v) = since {
+        let changed: Vec<i64> = db
+            .prepare_cached(schema::ROWIDS_CHANGED_SINCE)?
+            .query_map([v], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if changed.len() <= 1024 || changed.len() <= slot.index.n_docs() / 8 {
+            let mut get = db.prepare_cached(schema::GET_LIVE_TEXT_FIELDS)?;
+            caught_up = true;
+            for rowid in changed {
+                slot.index.remove(rowid);
+                let row: Option<(Option<String>, Option<String>)> = get
+                    .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((text, meta)) = row else { continue };
+                if !add_row(&mut slot.index, &mut tok, fields, (rowid, text, meta))? {
+                    caught_up = false;
+                    break;
+                }
+            }
+        }
+    }
+    if !caught_up {
+        slot.index = TextIndex::default();
+        let mut stmt = db.prepare_cached(schema::LIVE_TEXT_ROWS)?;
+        let mut rows = stmt.query([])?;
+        let mut ok = true;
+        while let Some(r) = rows.next()? {
+            let row = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if !add_row(&mut slot.index, &mut tok, fields, row)? {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            // Not buildable at this version: free what was built.
+            slot.index = TextIndex::default();
+        }
+        caught_up = ok;
+    }
+    slot.version = Some(version);
+    slot.built = caught_up;
+    drop(tokenizer);
+    Ok(caught_up.then_some(slot))
+}
+
+/// Adds one live row to `index` with the tokens the FTS5 index holds for it (its text when not
+/// blank, then its searchable fields' values); `false` when it cannot (see [`text_index`]).
+fn add_row(
+    index: &mut TextIndex,
+    tok: &mut Option<&mut Tokenizer>,
+    fields: &[String],
+    (rowid, text, meta): (i64, Option<String>, Option<String>),
+) -> Result<bool> {
+    if !(0..=MAX_ROWID).contains(&rowid) {
+        return Ok(false);
+    }
+    let field_values = match meta {
+        Some(m) if !fields.is_empty() => {
+            let meta: serde_json::Value = serde_json::from_str(&m)?;
+            crate::shard::searchable_values(fields, Some(&meta))
+        }
+        _ => String::new(),
+    };
+    let text = text.filter(|t| !t.trim().is_empty());
+    let parts = [text.as_deref().unwrap_or(""), field_values.as_str()];
+    if tok.is_none() && parts.iter().any(|p| !p.is_ascii()) {
+        return Ok(false);
+    }
+    index.add(rowid, |f| {
+        let mut lower = Vec::new();
+        for part in parts {
+            if part.is_ascii() {
+                for t in part
+                    .as_bytes()
+                    .split(|b| !b.is_ascii_alphanumeric())
+                    .filter(|t| !t.is_empty())
+                {
+                    lower.clear();
+                    lower.extend(t.iter().map(u8::to_ascii_lowercase));
+                    f(&lower);
+                }
+            } else if let Some(tok) = tok.as_deref_mut() {
+                tok.tokens(part, ffi::FTS5_TOKENIZE_DOCUMENT, &mut |t, _| {
+                    if !t.is_empty() {
+                        f(t);
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(true)
+}
+
 impl Lengths {
     fn set(&mut self, rowid: i64, len: u32) {
         // Rowids are dense in shards (SQLite assigns max + 1); a stray huge one is left to
@@ -651,8 +915,9 @@ impl Tokenizer {
         }
     }
 
-    /// Adds the tokens of `text` (as a document) to `counts`.
-    fn tokenize(&mut self, text: &str, counts: &mut TermCounts<'_>) -> Result<()> {
+    /// Calls `f` with each token of `text` (tokenized with `flags`), in order, and whether it
+    /// is colocated (a synonym sharing the previous token's position).
+    fn tokens(&mut self, text: &str, flags: c_int, f: &mut dyn FnMut(&[u8], bool)) -> Result<()> {
         if text.is_empty() {
             return Ok(());
         }
@@ -661,22 +926,47 @@ impl Tokenizer {
         let Some(tokenize) = self.methods.xTokenize else {
             return Err(sqlite_error(ffi::SQLITE_MISUSE, "tokenizer lost").into());
         };
+        let mut sink: &mut dyn FnMut(&[u8], bool) = f;
         // SAFETY: `handle` is the live instance from xCreate; `text` outlives the call; the
-        // callback gets `counts` back as its context and nothing keeps it afterwards.
+        // callback gets a pointer to `sink` (which outlives the call) as its context.
         let rc = unsafe {
             tokenize(
                 self.handle,
-                (counts as *mut TermCounts<'_>).cast(),
-                ffi::FTS5_TOKENIZE_DOCUMENT,
+                (&mut sink as *mut &mut dyn FnMut(&[u8], bool)).cast(),
+                flags,
                 text.as_ptr().cast(),
                 n,
-                Some(count_token),
+                Some(each_token),
             )
         };
         if rc != ffi::SQLITE_OK {
-            return Err(sqlite_error(rc, "tokenizing a row").into());
+            return Err(sqlite_error(rc, "tokenizing text").into());
         }
         Ok(())
+    }
+}
+
+/// The tokenizer's callback for [`Tokenizer::tokens`]: passes one token on.
+unsafe extern "C" fn each_token(
+    ctx: *mut c_void,
+    tflags: c_int,
+    token: *const std::ffi::c_char,
+    n: c_int,
+    _start: c_int,
+    _end: c_int,
+) -> c_int {
+    // SAFETY: `ctx` points at the `&mut dyn FnMut(&[u8], bool)` of `Tokenizer::tokens`, `token`
+    // at `n` bytes for the duration of the call.
+    unsafe {
+        let sink = &mut *(ctx as *mut &mut dyn FnMut(&[u8], bool));
+        let colocated = tflags & ffi::FTS5_TOKEN_COLOCATED != 0;
+        match usize::try_from(n) {
+            Ok(n) if n > 0 && !token.is_null() => {
+                sink(std::slice::from_raw_parts(token as *const u8, n), colocated)
+            }
+            _ => sink(&[], colocated),
+        }
+        ffi::SQLITE_OK
     }
 }
 
@@ -715,39 +1005,6 @@ impl TermCounts<'_> {
                 *tf += 1;
             }
         }
-    }
-}
-
-/// The tokenizer's callback: counts one token.
-unsafe extern "C" fn count_token(
-    ctx: *mut c_void,
-    tflags: c_int,
-    token: *const std::ffi::c_char,
-    n: c_int,
-    _start: c_int,
-    _end: c_int,
-) -> c_int {
-    // SAFETY: `ctx` is the `TermCounts` passed by `Tokenizer::tokenize`, `token` points at `n`
-    // bytes for the duration of the call.
-    unsafe {
-        let counts = &mut *(ctx as *mut TermCounts<'_>);
-        // A colocated token (a synonym) shares its position: not a token of the row's length.
-        if tflags & ffi::FTS5_TOKEN_COLOCATED == 0 {
-            counts.tokens = counts.tokens.saturating_add(1);
-        }
-        let Ok(n) = usize::try_from(n) else {
-            return ffi::SQLITE_OK;
-        };
-        if n == 0 || token.is_null() {
-            return ffi::SQLITE_OK;
-        }
-        let token = std::slice::from_raw_parts(token as *const u8, n);
-        for (t, tf) in counts.terms.iter().zip(counts.tf.iter_mut()) {
-            if t.as_bytes() == token {
-                *tf += 1;
-            }
-        }
-        ffi::SQLITE_OK
     }
 }
 
@@ -807,6 +1064,7 @@ unsafe fn register(db: &Connection) -> rusqlite::Result<()> {
             }),
             active: Mutex::new(None),
             tokenizer: Mutex::new(Tokenizer::find(api)),
+            shared: shared_of(db).unwrap_or_default(),
         });
         let for_fn = Arc::into_raw(Arc::clone(&state)) as *mut c_void;
         let rc = create(api, FUNCTION.as_ptr(), for_fn, Some(bm25), Some(drop_state));
@@ -817,11 +1075,48 @@ unsafe fn register(db: &Connection) -> rusqlite::Result<()> {
         let for_db = Arc::into_raw(state) as *mut c_void;
         let rc = ffi::sqlite3_set_clientdata(h, CLIENT_DATA.as_ptr(), for_db, Some(drop_state));
         if rc != ffi::SQLITE_OK {
-            drop_state(for_db);
+            // SQLite has called the destructor on `for_db` already (it does when it fails).
             return Err(sqlite_error(rc, "storing the text state"));
         }
         Ok(())
     }
+}
+
+/// [`super::share_text`]: stores `shared` on `db`, for its [`TextState`] to use (set before the
+/// connection's first text query).
+pub(super) fn share(db: &Connection, shared: &Arc<super::SharedText>) -> Result<()> {
+    let p = Arc::into_raw(Arc::clone(shared)) as *mut c_void;
+    // SAFETY: `db.handle()` is the live connection; the client data is an `Arc` leaked here and
+    // freed by `drop_shared` when replaced or when the connection closes.
+    let rc = unsafe {
+        ffi::sqlite3_set_clientdata(db.handle(), SHARED_DATA.as_ptr(), p, Some(drop_shared))
+    };
+    if rc != ffi::SQLITE_OK {
+        // SQLite has called `drop_shared` on `p` already (it does when it fails).
+        return Err(sqlite_error(rc, "storing the shared text index").into());
+    }
+    Ok(())
+}
+
+/// The [`super::SharedText`] stored on `db` by [`share`], if any.
+fn shared_of(db: &Connection) -> Option<Arc<super::SharedText>> {
+    // SAFETY: the client data, when set, is an `Arc<SharedText>` leaked by `share`, alive while
+    // the connection is; the count is incremented before a new `Arc` is made from it.
+    unsafe {
+        let p = ffi::sqlite3_get_clientdata(db.handle(), SHARED_DATA.as_ptr())
+            as *const super::SharedText;
+        if p.is_null() {
+            return None;
+        }
+        Arc::increment_strong_count(p);
+        Some(Arc::from_raw(p))
+    }
+}
+
+/// Frees one leaked `Arc<SharedText>`.
+unsafe extern "C" fn drop_shared(p: *mut c_void) {
+    // SAFETY: `p` came from `Arc::into_raw` in `share`; SQLite calls the destructor once.
+    unsafe { drop(Arc::from_raw(p as *const super::SharedText)) }
 }
 
 /// Frees one leaked `Arc<TextState>`.

@@ -266,6 +266,8 @@ pub(super) struct ReadPool {
     /// Whether readers map the file (an int8-only arena rescoring from the file).
     mapped: AtomicBool,
     idle: Mutex<Vec<ReadConn>>,
+    /// The in-memory text index the readers share.
+    text: Arc<crate::fts::SharedText>,
     /// Set by a complete background checkpoint: the next write starts a new WAL generation.
     checkpointed: AtomicBool,
     /// A background checkpoint is queued or running.
@@ -297,6 +299,7 @@ impl ReadPool {
             durability,
             mapped: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
+            text: Arc::default(),
             checkpointed: AtomicBool::new(false),
             #[cfg(feature = "threads")]
             checkpoint_queued: AtomicBool::new(false),
@@ -329,6 +332,7 @@ impl ReadPool {
                 }
                 .map_err(|e| open::map_foreign(&self.path, e))?;
                 open::configure_reader(&db, self.durability)?;
+                crate::fts::share_text(&db, &self.text)?;
                 ReadConn {
                     db,
                     verified: None,

@@ -18,25 +18,14 @@ use crate::schema;
 /// A candidate's vector score (in the fused scale's units) and BM25 score (`None`: no word).
 pub(crate) type Parts = (f32, Option<f32>);
 
-/// Runs `a` and `b`, on two threads when the feature `threads` is on.
+/// Runs `a` and `b`, in parallel when the feature `threads` is on: `b` on a persistent helper
+/// thread ([`crate::par::join`]; a panic in either is resumed here).
 pub(crate) fn both<A, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B)
 where
     A: Send,
     B: Send,
 {
-    #[cfg(feature = "threads")]
-    {
-        std::thread::scope(|s| {
-            let h = s.spawn(a);
-            let b = b();
-            let a = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (a, b)
-        })
-    }
-    #[cfg(not(feature = "threads"))]
-    {
-        (a(), b())
-    }
+    crate::par::join(a, b)
 }
 
 /// A vector score in the fused scale's units: larger is better, L2 as the negated distance.
@@ -221,6 +210,7 @@ impl Shard {
             k: rowids.len(),
             filter: None,
             words: &words,
+            fields: &self.profile.searchable_fields,
         };
         let scores: HashMap<i64, f64> =
             crate::fts::score_rows(db, &input, &rowids, &self.profile.searchable_fields)?

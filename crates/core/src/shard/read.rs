@@ -34,6 +34,17 @@ use crate::topk::{Candidate, TopK};
 /// Attempts of a search that races another process's writes before it gives up.
 const ATTEMPTS: usize = 8;
 
+/// Before attempt `attempt` of a search (0 = the first): nothing, then a yield, then waits
+/// doubling from 50 µs (3.2 ms in all before the last attempt). A commit is published to the
+/// state a moment after it reaches the file; retrying at once would meet the same moment.
+fn backoff(attempt: usize) {
+    match attempt {
+        0 => {}
+        1 => std::thread::yield_now(),
+        n => std::thread::sleep(std::time::Duration::from_micros(25 << (n - 1).min(8))),
+    }
+}
+
 /// A candidate of phase 2: what phase 3 needs without the state lock.
 struct Found {
     rowid: i64,
@@ -126,7 +137,8 @@ impl Shard {
     ) -> Result<(Vec<Hit>, SearchPath)> {
         let metric = params.metric.unwrap_or(self.profile.metric);
         self.check_search(query, params, metric)?;
-        for _attempt in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt);
             let Some((found, path)) = self.ranked_once(query, params, metric)? else {
                 continue;
             };
@@ -148,7 +160,8 @@ impl Shard {
     ) -> Result<Vec<(i64, String, f32)>> {
         let metric = params.metric.unwrap_or(self.profile.metric);
         self.check_search(query, params, metric)?;
-        for _attempt in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt);
             if let Some((found, _)) = self.ranked_once(query, params, metric)? {
                 return Ok(found
                     .into_iter()
@@ -590,43 +603,65 @@ impl Shard {
             .as_ref()
             .filter(|f| !f.is_empty())
             .map(|f| f.to_sql("metadata"));
-        for _attempt in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt);
             let mut reader = self.reader()?;
             self.sync_reader(&mut reader)?;
             let db = reader.db();
             // One read snapshot for the ranking and the payloads, at the arena's version
             // (another process may have committed since the catch-up: then catch up again).
-            let tx = ReadSnapshot::begin(db)?;
-            let committed = max_seq(db)?;
-            let st = self.read_state();
-            if committed != st.last_seq {
-                continue;
-            }
+            // The snapshot starts under the state lock: this process's writer, which holds
+            // the lock from before its commit until the state shows it, cannot commit in
+            // between, so a mismatch means another process's commit (caught up next attempt).
+            let (tx, committed, n_live) = {
+                let st = self.read_state();
+                let tx = ReadSnapshot::begin(db)?;
+                let committed = max_seq(db)?;
+                if committed != st.last_seq {
+                    continue;
+                }
+                (tx, committed, st.arena.len() as i64)
+            };
+            // Ranked without the state lock, so that a writer waiting to publish its commit
+            // never waits for a ranking (and new rankings, behind that writer, for it).
             let ranked = crate::fts::rank(
                 db,
                 &crate::fts::RankInput {
-                    version: st.last_seq,
-                    n_live: st.arena.len() as i64,
+                    version: committed,
+                    n_live,
                     k: params.k,
                     filter: filter.clone(),
                     words: &words,
+                    fields: &self.profile.searchable_fields,
                 },
             )?;
-            let mut get = db.prepare_cached(schema::GET_HIT)?;
-            let mut hits = Vec::with_capacity(ranked.len());
-            for (rowid, score) in ranked {
-                let score = score as f32;
-                if params.min_score.is_some_and(|m| score < m) {
-                    break;
+            let mut found = Vec::with_capacity(ranked.len());
+            {
+                let st = self.read_state();
+                // This process's writes since the snapshot have reached the arena: their
+                // deletions are skipped (the snapshot's payloads are still read below).
+                let moved = st.last_seq != committed;
+                for (rowid, score) in ranked {
+                    let score = score as f32;
+                    if params.min_score.is_some_and(|m| score < m) {
+                        break;
+                    }
+                    // The FTS index holds exactly the live items of this snapshot, and so does
+                    // the arena at its version: ids come from it; only payloads need SQLite.
+                    let Some(slot) = st.arena.slot(rowid) else {
+                        if moved {
+                            continue;
+                        }
+                        return Err(Error::Corrupt(format!(
+                            "text index row {rowid} has no live item"
+                        )));
+                    };
+                    found.push((rowid, score, st.arena.id(slot).to_string()));
                 }
-                // The FTS index holds exactly the live items of this snapshot, and so does the
-                // arena: ids come from it; only payloads need SQLite.
-                let Some(slot) = st.arena.slot(rowid) else {
-                    return Err(Error::Corrupt(format!(
-                        "text index row {rowid} has no live item"
-                    )));
-                };
-                let id = st.arena.id(slot).to_string();
+            }
+            let mut get = db.prepare_cached(schema::GET_HIT)?;
+            let mut hits = Vec::with_capacity(found.len());
+            for (rowid, score, id) in found {
                 let (metadata, text) = if params.payload {
                     let (meta, text) = get.query_row([rowid], |r| {
                         Ok((
@@ -649,7 +684,6 @@ impl Shard {
                     },
                 ));
             }
-            drop(st);
             drop(tx);
             return Ok(hits);
         }

@@ -622,7 +622,7 @@ fn repeated_filters_see_every_write() {
 /// The text ranking as `search_text` computed it before pruning: FTS5's own `bm25()` over the
 /// query's words, words in at least half of the live items dropped (all but the first if every
 /// word is), equal scores by rowid. `(id, score)` best first.
-fn bm25_reference(shard: &Shard, text: &str, k: usize) -> Vec<(String, f32)> {
+pub(crate) fn bm25_reference(shard: &Shard, text: &str, k: usize) -> Vec<(String, f32)> {
     let words: Vec<&str> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -769,6 +769,83 @@ fn text_search_equals_fts5_bm25_across_writes() {
     other.insert_batch(more).unwrap();
     check(&shard, "after another connection's inserts");
     check(&other, "the other connection");
+}
+
+#[test]
+fn text_search_stays_exact_while_readers_share_the_index_under_writes() {
+    // 1,200 texts: past the in-memory text index's threshold. Three threads search while this
+    // handle writes; the shard's readers share one index, each at its own snapshot (a reader
+    // behind the index ranks through FTS5). Every ranking is ordered; once the writes end,
+    // every ranking is FTS5's exactly.
+    let (_d, _path, shard) = temp_shard(4, Metric::Cosine);
+    let mut rng = sqlite_vector_dataset::SeededRng(0x5EED_5A2E | 1);
+    let v = random_vectors(1500, 4, 93);
+    let items: Vec<NewItem> = (0..1200)
+        .map(|i| {
+            let len = 3 + (rng.next_u64() % 30) as usize;
+            NewItem::new(v[i].clone())
+                .with_id(format!("d{i}"))
+                .with_text(zipf_text(&mut rng, len))
+        })
+        .collect();
+    shard.insert_batch(items).unwrap();
+    let queries = [
+        "w1 w2 w3 w250",
+        "w7 w40",
+        "the w9",
+        "café13 w2",
+        "w300 w301 w5",
+    ];
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for q in queries {
+                        let hits = shard
+                            .search_text(q, &SearchParams::k(20).with_payload(false))
+                            .unwrap();
+                        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{q}");
+                    }
+                }
+            });
+        }
+        for i in 0..300 {
+            match i % 3 {
+                0 => shard
+                    .update(
+                        &format!("d{i}"),
+                        Update {
+                            text: Some(zipf_text(&mut rng, 8)),
+                            ..Default::default()
+                        },
+                    )
+                    .map(drop)
+                    .unwrap(),
+                1 => shard.delete(&format!("d{i}")).map(drop).unwrap(),
+                _ => shard
+                    .insert(
+                        NewItem::new(v[1200 + i].clone())
+                            .with_id(format!("n{i}"))
+                            .with_text(zipf_text(&mut rng, 12)),
+                    )
+                    .map(drop)
+                    .unwrap(),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    for q in queries {
+        for k in [1, 10, 100, 2000] {
+            let got: Vec<(String, f32)> = shard
+                .search_text(q, &SearchParams::k(k).with_payload(false))
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.id, h.score))
+                .collect();
+            assert_eq!(got, bm25_reference(&shard, q, k), "{q} k={k}");
+        }
+    }
 }
 
 #[test]

@@ -235,8 +235,20 @@ fn hybrid_across_shards_fuses_the_union_once() {
 /// fields, repeated and common words, blank text, updated and deleted rows, non-ASCII words.
 #[test]
 fn rescored_text_parts_equal_search_text_scores() {
+    // 300 rows in memory: FTS5 ranks. 1,300 rows in a file: past the in-memory text index's
+    // threshold (1,024 rows), shared by the shard's readers; its scores must be FTS5's own.
+    rescored_text_parts(300, false);
+    rescored_text_parts(1300, true);
+}
+
+fn rescored_text_parts(n: usize, file: bool) {
     let profile = Profile::new(8, Metric::Cosine).with_searchable_fields(["tags", "doc.title"]);
-    let shard = Shard::in_memory(&profile).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = if file {
+        Shard::create(dir.path().join("t.db"), &profile).unwrap()
+    } else {
+        Shard::in_memory(&profile).unwrap()
+    };
     let vocab = [
         "Café",
         "cafe",
@@ -254,8 +266,8 @@ fn rescored_text_parts_equal_search_text_scores() {
         "x_y",
         "beta.gamma",
     ];
-    let v = random_vectors(300, 8, 17);
-    let items: Vec<NewItem> = (0..300)
+    let v = random_vectors(n, 8, 17);
+    let items: Vec<NewItem> = (0..n)
         .map(|i| {
             let mut words: Vec<&str> = (0..(i % 9))
                 .map(|j| vocab[(i * 7 + j * 3) % vocab.len()])
@@ -298,7 +310,18 @@ fn rescored_text_parts_equal_search_text_scores() {
         "café naïve",
         "über alles",
     ] {
-        let bm25 = scores(shard.search_text(text, &SearchParams::k(300)).unwrap());
+        let ranked: Vec<(String, f32)> = shard
+            .search_text(text, &SearchParams::k(n))
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id, h.score))
+            .collect();
+        assert_eq!(
+            ranked,
+            crate::api::bm25_reference(&shard, text, n),
+            "{text}"
+        );
+        let bm25: HashMap<String, f32> = ranked.into_iter().collect();
         let mut rescored = 0;
         for q in &queries {
             // Ten candidates from each ranking: the vector ranking's rows outside the text
