@@ -30,6 +30,28 @@ pub(crate) struct SharedText {
     slot: std::sync::Mutex<Slot>,
 }
 
+impl SharedText {
+    /// Bytes the index holds (0 when none is built).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        #[cfg(feature = "fts5-api")]
+        {
+            let slot = self
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.built {
+                slot.index.memory_bytes()
+            } else {
+                0
+            }
+        }
+        #[cfg(not(feature = "fts5-api"))]
+        {
+            0
+        }
+    }
+}
+
 /// The in-memory text index of [`SharedText`] and the shard version it describes.
 #[cfg(feature = "fts5-api")]
 #[derive(Default)]

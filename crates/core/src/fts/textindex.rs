@@ -135,6 +135,22 @@ impl TextIndex {
         self.n_docs
     }
 
+    /// Bytes held (allocated capacity; the vocabulary's hash table estimated at 32 bytes per
+    /// entry beside its keys).
+    pub(super) fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let postings: usize = self
+            .postings
+            .iter()
+            .map(|l| l.capacity() * size_of::<(u32, u32)>())
+            .sum::<usize>()
+            + self.postings.capacity() * size_of::<Vec<(u32, u32)>>();
+        let docs: usize = self.docs.iter().map(|d| d.len() * 4).sum::<usize>()
+            + self.docs.capacity() * size_of::<Box<[u32]>>();
+        let vocab: usize = self.terms.keys().map(|k| k.len() + 32).sum();
+        postings + docs + vocab + self.lens.capacity() * 4 + self.scratch.capacity() * 4
+    }
+
     /// Removes row `rowid` (nothing when it is not in the index).
     pub(super) fn remove(&mut self, rowid: i64) {
         let Some(doc) = usize::try_from(rowid)

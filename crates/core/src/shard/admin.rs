@@ -205,6 +205,7 @@ impl Shard {
             bytes_on_disk,
             bytes_in_memory: st.arena.bytes_in_memory(),
             raw_vector_bytes: st.arena.raw_vector_bytes(),
+            text_index_bytes: self.text.memory_bytes(),
             format_version: self.format_version,
             search_method: {
                 let path = index_stats

@@ -292,6 +292,7 @@ impl ReadPool {
         path: PathBuf,
         durability: Durability,
         read_only_uri: Option<String>,
+        text: Arc<crate::fts::SharedText>,
     ) -> Arc<ReadPool> {
         Arc::new(ReadPool {
             path,
@@ -299,7 +300,7 @@ impl ReadPool {
             durability,
             mapped: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
-            text: Arc::default(),
+            text,
             checkpointed: AtomicBool::new(false),
             #[cfg(feature = "threads")]
             checkpoint_queued: AtomicBool::new(false),

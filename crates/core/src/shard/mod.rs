@@ -117,6 +117,8 @@ pub struct Shard {
     /// ([`State::version`]): agents repeat the same filter, and evaluating it costs one pass
     /// over the metadata. Most recent first, at most [`FILTER_CACHE`] entries.
     filter_cache: Mutex<FilterCache>,
+    /// The in-memory text index, shared by all of the shard's connections.
+    text: Arc<crate::fts::SharedText>,
     /// Declared last, so it runs after the connections above are closed: checkpoints a
     /// `normal` file shard's WAL into the file and deletes it (see [`conn::CloseOnDrop`]).
     close: conn::CloseOnDrop,

@@ -800,9 +800,12 @@ impl Shard {
             index_damage: None,
             quantizer_damage: None,
         };
+        let text = Arc::new(crate::fts::SharedText::default());
+        // The writer's connection too: an in-memory shard's reads go through it.
+        crate::fts::share_text(&db, &text)?;
         let readers = Readers(path.as_ref().map(|p| {
             let uri = options.read_only.then(|| read_only_uri(p));
-            ReadPool::new(p.clone(), profile.durability, uri)
+            ReadPool::new(p.clone(), profile.durability, uri, Arc::clone(&text))
         }));
         load(&db, &mut state, &profile, false, &readers)
             .map_err(|e| foreign(path.as_deref(), e))?;
@@ -828,6 +831,7 @@ impl Shard {
             writer: Mutex::new(writer),
             readers,
             filter_cache: Mutex::new(Vec::new()),
+            text,
             close,
         })
     }

@@ -343,6 +343,9 @@ pub struct Stats {
     pub bytes_in_memory: usize,
     /// Bytes of raw f32 vector data of the live items (`count × dimension × 4`).
     pub raw_vector_bytes: usize,
+    /// Bytes held by the in-memory text index (0 until a text query builds it: shards with
+    /// at least 1,024 text rows; about 12 bytes per distinct word of each text).
+    pub text_index_bytes: usize,
     /// Shard format version.
     pub format_version: u32,
     /// How an unfiltered search runs now, e.g. `exact (avx512f)` or `hnsw (avx512f)`.

@@ -288,6 +288,11 @@ fn rescored_text_parts(n: usize, file: bool) {
         })
         .collect();
     shard.insert_batch(items).unwrap();
+    assert_eq!(
+        shard.stats().unwrap().text_index_bytes,
+        0,
+        "built by a text query"
+    );
     shard
         .update(
             "r5",
@@ -346,6 +351,16 @@ fn rescored_text_parts(n: usize, file: bool) {
             }
         }
         assert!(rescored > 10, "{text}: rows are scored apart ({rescored})");
+    }
+    // The in-memory index exists past 1,024 text rows, and its bytes are reported.
+    let bytes = shard.stats().unwrap().text_index_bytes;
+    if n >= 1024 {
+        assert!(
+            (n * 20..n * 400).contains(&bytes),
+            "{bytes} bytes for {n} rows"
+        );
+    } else {
+        assert_eq!(bytes, 0);
     }
 }
 
