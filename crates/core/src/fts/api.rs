@@ -758,7 +758,9 @@ fn add_row(
     fields: &[String],
     (rowid, text, meta): (i64, Option<String>, Option<String>),
 ) -> Result<bool> {
-    if !(0..=MAX_ROWID).contains(&rowid) {
+    // Rowids are dense (SQLite assigns max + 1); the index's per-row tables are indexed by
+    // them, so a stray huge one leaves the shard to FTS5 rather than grow them.
+    if !(0..=MAX_ROWID).contains(&rowid) || rowid as usize > 4 * index.rows_spanned() + (1 << 16) {
         return Ok(false);
     }
     let field_values = match meta {

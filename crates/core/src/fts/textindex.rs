@@ -130,6 +130,11 @@ impl TextIndex {
         self.lens.get(r as usize).copied().unwrap_or(0)
     }
 
+    /// One past the highest rowid the per-row tables hold.
+    pub(super) fn rows_spanned(&self) -> usize {
+        self.docs.len()
+    }
+
     /// Rows in the index.
     pub(super) fn n_docs(&self) -> usize {
         self.n_docs

@@ -161,6 +161,9 @@ impl Shard {
         let reader = self.reader()?;
         let db = reader.db();
         let _snapshot = ReadSnapshot::begin(db)?;
+        // The BM25 statistics and caches are those of this snapshot's version (the state may
+        // be ahead of it: another commit since).
+        let version = super::catchup::max_seq(db)?;
         let mut from_file = Vec::new();
         let (version, n_live) = {
             let st = self.read_state();
@@ -182,7 +185,7 @@ impl Shard {
                     None => {}
                 }
             }
-            (st.last_seq, st.arena.len() as i64)
+            (version, st.arena.len() as i64)
         };
         if !from_file.is_empty() {
             let mut stmt = db.prepare_cached(schema::GET_VECTOR)?;

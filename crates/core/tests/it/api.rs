@@ -773,8 +773,8 @@ fn text_search_equals_fts5_bm25_across_writes() {
 
 #[test]
 fn text_search_stays_exact_while_readers_share_the_index_under_writes() {
-    // 1,200 texts: past the in-memory text index's threshold. Three threads search while this
-    // handle writes; the shard's readers share one index, each at its own snapshot (a reader
+    // 1,200 texts: past the in-memory text index's threshold. Three threads search (text and
+    // hybrid) while this handle writes; the shard's readers share one index, each at its own snapshot (a reader
     // behind the index ranks through FTS5). Every ranking is ordered; once the writes end,
     // every ranking is FTS5's exactly.
     let (_d, _path, shard) = temp_shard(4, Metric::Cosine);
@@ -801,11 +801,22 @@ fn text_search_stays_exact_while_readers_share_the_index_under_writes() {
         for _ in 0..3 {
             s.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    for q in queries {
+                    for (i, q) in queries.iter().enumerate() {
                         let hits = shard
                             .search_text(q, &SearchParams::k(20).with_payload(false))
                             .unwrap();
                         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{q}");
+                        // Hybrid scores the union's rows from the index too, at its own
+                        // snapshot's version.
+                        let hits = shard
+                            .search_hybrid(
+                                &v[i],
+                                q,
+                                &SearchParams::k(10),
+                                &sqlite_vector::HybridParams::default(),
+                            )
+                            .unwrap();
+                        assert!(hits.len() <= 10, "{q}");
                     }
                 }
             });
