@@ -178,15 +178,22 @@ pub(super) fn capacity_for_fds(limit: u64) -> usize {
         .max(1)
 }
 
-/// `true` when the process cannot open one more file right now (`EMFILE` or `ENFILE`), probed
-/// by opening `dir`. SQLite reports both as "unable to open database file", without the cause.
+/// `true` when the process cannot open the files one shard needs right now (`EMFILE` or
+/// `ENFILE`), probed by opening `dir` as many times at once as a shard opens files (its
+/// database, `-wal` and `-shm`, and a reader): SQLite reports both as "unable to open database
+/// file", without the cause, and it closes the files it had opened before the one that failed,
+/// so a probe of one descriptor would find the database's own descriptor free again.
 pub(super) fn out_of_fds(dir: &Path) -> bool {
     #[cfg(unix)]
     {
-        match std::fs::File::open(dir) {
-            Ok(_) => false,
-            Err(e) => matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)),
+        let mut held = Vec::with_capacity(4);
+        for _ in 0..4 {
+            match std::fs::File::open(dir) {
+                Ok(f) => held.push(f),
+                Err(e) => return matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)),
+            }
         }
+        false
     }
     #[cfg(not(unix))]
     {

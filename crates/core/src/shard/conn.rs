@@ -257,6 +257,32 @@ fn checkpoint(db: &Connection) -> rusqlite::Result<bool> {
 /// (its reads borrow the writer).
 pub(super) struct Readers(pub(super) Option<Arc<ReadPool>>);
 
+impl Drop for Readers {
+    /// Closes the pool's connections on this thread, before the shard's drop returns: the
+    /// background checkpointer may hold the pool for a moment (a queued checkpoint), and a
+    /// connection it kept open would keep the last close of the file (which checkpoints a
+    /// `full` shard's WAL into it and deletes the WAL) from happening here. It is told to let
+    /// go, and waited for (one `PASSIVE` checkpoint at most).
+    fn drop(&mut self) {
+        let Some(mut pool) = self.0.take() else {
+            return;
+        };
+        pool.closing.store(true, Ordering::Release);
+        loop {
+            match Arc::try_unwrap(pool) {
+                Ok(pool) => {
+                    drop(pool);
+                    return;
+                }
+                Err(shared) => {
+                    pool = shared;
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            }
+        }
+    }
+}
+
 /// Reader connections of one shard file.
 pub(super) struct ReadPool {
     path: PathBuf,
@@ -266,6 +292,8 @@ pub(super) struct ReadPool {
     /// Whether readers map the file (an int8-only arena rescoring from the file).
     mapped: AtomicBool,
     idle: Mutex<Vec<ReadConn>>,
+    /// Set when the shard closes: the checkpointer lets go of the pool (see `Readers::drop`).
+    closing: AtomicBool,
     /// The in-memory text index the readers share.
     text: Arc<crate::fts::SharedText>,
     /// Set by a complete background checkpoint: the next write starts a new WAL generation.
@@ -300,6 +328,7 @@ impl ReadPool {
             durability,
             mapped: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
             text,
             checkpointed: AtomicBool::new(false),
             #[cfg(feature = "threads")]
@@ -442,12 +471,7 @@ mod checkpointer {
                 .spawn(move || {
                     for job in rx {
                         match job {
-                            Job::Checkpoint(pool) => {
-                                if let Some(pool) = pool.upgrade() {
-                                    run_when_idle(&pool);
-                                    pool.checkpoint_queued.store(false, Ordering::Release);
-                                }
-                            }
+                            Job::Checkpoint(pool) => run_when_idle(&pool),
                             Job::Close(path) => {
                                 close_file(&path);
                                 closed_one();
@@ -509,16 +533,24 @@ mod checkpointer {
         EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
     }
 
-    /// Checkpoints `pool`'s file once it has seen no commit for [`IDLE`].
-    fn run_when_idle(pool: &ReadPool) {
-        loop {
+    /// Checkpoints `pool`'s file once it has seen no commit for [`IDLE`]; nothing once the
+    /// shard has closed. Holds the pool only while it checks and while it checkpoints, never
+    /// while it waits (see `Readers::drop`).
+    fn run_when_idle(pool: &Weak<ReadPool>) {
+        let pool = loop {
+            let Some(pool) = pool.upgrade() else { return };
+            if pool.closing.load(Ordering::Acquire) {
+                return;
+            }
             let idle = now_us().saturating_sub(pool.touched.load(Ordering::Acquire));
             let wait = (IDLE.as_micros() as u64).saturating_sub(idle);
             if wait == 0 {
-                break;
+                break pool;
             }
+            drop(pool);
             std::thread::sleep(Duration::from_micros(wait));
-        }
+        };
+        pool.checkpoint_queued.store(false, Ordering::Release);
         // Best effort: a failed checkpoint is asked for again by a later commit.
         if let Ok(conn) = pool.take() {
             if checkpoint(&conn.db) == Ok(true) {

@@ -441,6 +441,37 @@ fn runs_as_root() -> bool {
 }
 
 #[test]
+fn a_full_shard_is_one_file_when_its_drop_returns() {
+    // A `full` shard checkpoints its WAL into the file as its last connection closes. Right
+    // after a big commit the background checkpointer has the shard's reader pool in hand (it
+    // waits for the shard to go idle); the drop must still close every connection itself.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.db");
+        let shard = Shard::create(
+            &path,
+            &Profile::new(64, Metric::L2).with_durability(Durability::Full),
+        )
+        .unwrap();
+        let vectors = random_vectors(2000, 64, round);
+        // A search first: a reader connection sits in the pool.
+        crate::fill(&shard, &vectors[..10]);
+        shard.search(&vectors[0], &SearchParams::k(1)).unwrap();
+        let rest = (10..vectors.len())
+            .map(|i| NewItem::new(vectors[i].clone()).with_id(i.to_string()))
+            .collect();
+        shard.insert_batch(rest).unwrap();
+        drop(shard);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > 100_000, "round {round}: the file holds {len} bytes");
+        assert!(
+            !sidecar(&path, "-wal").exists(),
+            "round {round}: a -wal is left"
+        );
+    }
+}
+
+#[test]
 fn a_backup_is_one_consistent_file_taken_while_writing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.db");
