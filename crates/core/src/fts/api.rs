@@ -82,7 +82,7 @@ pub(super) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f
     if input.filter.is_none() {
         if let Some(q) = indexed_query(&mut inner, state, db, input)? {
             let ix = q.index();
-            return Ok(ix.top_k(&q.phrases, input.k, q.avgdl, |r| q.len(ix, r)));
+            return Ok(ix.top_k(&q.phrases, input.k, q.avgdl, |r| q.len(r)));
         }
     }
     let kept = kept_words(&mut inner, db, input)?;
@@ -184,7 +184,7 @@ pub(super) fn score_rows(
         return Ok(rowids
             .iter()
             .filter_map(|&r| {
-                let len = u32::try_from(r).map_or(0, |r| q.len(ix, r));
+                let len = u32::try_from(r).map_or(0, |r| q.len(r));
                 ix.score(r, &q.phrases, len, q.avgdl).map(|s| (r, s))
             })
             .collect());
@@ -343,9 +343,9 @@ impl IndexedQuery<'_> {
     }
 
     /// Row `r`'s length in tokens: FTS5's (`%_docsize`), else the index's own count.
-    fn len(&self, ix: &TextIndex, r: u32) -> u32 {
+    fn len(&self, r: u32) -> u32 {
         match self.lengths.get(i64::from(r)) {
-            UNKNOWN_LEN => ix.len(r),
+            UNKNOWN_LEN => self.index().len(r),
             n => n,
         }
     }

@@ -31,7 +31,7 @@ pub(super) const MIN_ROWS: i64 = 1024;
 pub(super) const MAX_ROWID: i64 = (u32::MAX - 1) as i64;
 
 /// See the module docs.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(super) struct TextIndex {
     /// Token → term number.
     terms: HashMap<Box<[u8]>, u32>,
