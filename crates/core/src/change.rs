@@ -178,6 +178,54 @@ pub struct SiteHead {
     pub hlc: i64,
 }
 
+/// How far this shard has applied another shard's changes: all of them up to its local
+/// version `seq` are committed here ([`crate::WriteTx::set_cursor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SiteCursor {
+    /// The other shard's site id.
+    pub site_id: SiteId,
+    /// Its local version (`seq`) up to which its changes are applied here.
+    pub seq: i64,
+}
+
+/// A shard's sync state, read in one snapshot ([`crate::Shard::sync_state`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncState {
+    /// The shard's site id.
+    pub site_id: SiteId,
+    /// Its highest local version (`seq`): the head of its change feed (0 when empty).
+    pub head: i64,
+    /// How far it has applied each other shard's changes, by site id.
+    pub cursors: Vec<SiteCursor>,
+    /// The digest of its live items ([`digest_item`] of each, XOR-ed): two shards holding the
+    /// same versions of the same live items have the same digest, whatever their history.
+    pub digest: u64,
+    /// Live items.
+    pub live: u64,
+}
+
+/// One live item's contribution to a shard's sync digest: a 64-bit hash of its id and version
+/// (FNV-1a over the bytes, then the SplitMix64 finaliser; stable across platforms and builds).
+/// Digests are the XOR of these, so they are kept or compared in any order.
+pub fn digest_item(id: &str, v: &Version) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&(id.len() as u64).to_le_bytes());
+    eat(id.as_bytes());
+    eat(&v.causal_length.to_le_bytes());
+    eat(&v.hlc.to_le_bytes());
+    eat(&v.site_id.0);
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// What [`crate::WriteTx::apply_remote`] did with a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

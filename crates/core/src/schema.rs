@@ -25,6 +25,8 @@
 //!   would be four of the nine pages of a closed tiny shard); text search there finds nothing.
 //! * [`CREATE_SYNC_SEEN`] (created by the first change received from another site):
 //!   `sync_seen`, the highest HLC received from each other site.
+//! * [`CREATE_SYNC_CURSOR`] (created by the first sync cursor): `sync_cursor`, how far the
+//!   changes of each other shard have been applied here.
 //! * [`CREATE_HNSW_TABLES`] (only with an index): the graph's header and node records.
 //!
 //! The two optional tables need no format-version bump: a build that does not know them leaves
@@ -266,6 +268,54 @@ pub const SYNC_SEEN_RAISE: &str = "INSERT INTO sync_seen (site_id, hlc) VALUES (
 
 /// Every site's highest received HLC, by site id.
 pub const SYNC_SEEN_ALL: &str = "SELECT site_id, hlc FROM sync_seen ORDER BY site_id";
+
+/// Sync cursors: for each other shard (by its site id), the highest of its local versions
+/// (`seq`) up to which all of its changes are committed here. Written in the transaction that
+/// applies them, so a cursor never runs ahead of the data. Created by the first cursor.
+pub const CREATE_SYNC_CURSOR: &str = "CREATE TABLE IF NOT EXISTS sync_cursor (
+    site_id BLOB PRIMARY KEY NOT NULL,
+    seq     INTEGER NOT NULL
+) WITHOUT ROWID";
+
+/// Whether the `sync_cursor` table exists.
+pub const SYNC_CURSOR_EXISTS: &str =
+    "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'sync_cursor'";
+
+/// Sets the cursor of site `?1` to `?2` (a reset may lower it: the other shard restarted its
+/// versions).
+pub const SYNC_CURSOR_SET: &str = "INSERT INTO sync_cursor (site_id, seq) VALUES (?1, ?2) \
+     ON CONFLICT (site_id) DO UPDATE SET seq = excluded.seq";
+
+/// Every cursor, by site id.
+pub const SYNC_CURSOR_ALL: &str = "SELECT site_id, seq FROM sync_cursor ORDER BY site_id";
+
+/// Which sync peer delivered an item's current version: `site` (the delivering shard's site
+/// id) holds the version of row `rowid` stamped `seq` here. Valid while the row's `seq` is
+/// still `seq` (a later write gives it another). Created by the first change applied from a
+/// peer.
+pub const CREATE_SYNC_VIA: &str = "CREATE TABLE IF NOT EXISTS sync_via (
+    rowid INTEGER PRIMARY KEY,
+    seq   INTEGER NOT NULL,
+    site  BLOB NOT NULL
+)";
+
+/// Whether the `sync_via` table exists.
+pub const SYNC_VIA_EXISTS: &str =
+    "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'sync_via'";
+
+/// Marks row `?1`, stamped `?2`, as delivered by site `?3`.
+pub const SYNC_VIA_SET: &str = "INSERT INTO sync_via (rowid, seq, site) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (rowid) DO UPDATE SET seq = excluded.seq, site = excluded.site";
+
+/// [`CHANGE_FEED`] with the site that delivered each row's current version (`NULL`: made
+/// here, or before the mark).
+pub const CHANGE_FEED_VIA: &str = "SELECT i.id, i.seq, i.hlc, i.site_id, i.cl, i.vector, \
+     json(i.metadata), i.text, v.site FROM items i \
+     LEFT JOIN sync_via v ON v.rowid = i.rowid AND v.seq = i.seq \
+     WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2";
+
+/// The version of every live item, for the sync digest.
+pub const LIVE_VERSIONS: &str = "SELECT id, cl, hlc, site_id FROM items WHERE cl % 2 = 1";
 
 // ------------------------------------------------------------------ full-text index
 

@@ -41,6 +41,10 @@ pub struct OpenOptions {
     /// `-wal` is there (SQLite's `immutable` mode). A shard in a directory this process cannot
     /// write is opened this way on its own.
     pub read_only: bool,
+    /// The site id of a shard being created (`None`: 16 random bytes, as it should be). For
+    /// deterministic tests and simulations only: two shards that share a site id cannot sync
+    /// (each would take the other's changes for its own).
+    pub site_id: Option<crate::change::SiteId>,
 }
 
 impl Default for OpenOptions {
@@ -50,6 +54,7 @@ impl Default for OpenOptions {
             clock: None,
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
             read_only: false,
+            site_id: None,
         }
     }
 }
@@ -61,11 +66,18 @@ impl fmt::Debug for OpenOptions {
             .field("clock", &self.clock)
             .field("max_clock_skew_ms", &self.max_clock_skew_ms)
             .field("read_only", &self.read_only)
+            .field("site_id", &self.site_id)
             .finish()
     }
 }
 
 impl OpenOptions {
+    /// Sets the site id of a shard being created (see [`OpenOptions::site_id`]).
+    pub fn with_site_id(mut self, site_id: crate::change::SiteId) -> Self {
+        self.site_id = Some(site_id);
+        self
+    }
+
     /// Sets the durability override.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = Some(durability);
@@ -564,7 +576,10 @@ impl Shard {
             tx.execute_batch(ddl)?;
         }
         tx.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
-        let site: Vec<u8> = tx.query_row(schema::RANDOM_BLOB_16, [], |r| r.get(0))?;
+        let site: Vec<u8> = match options.site_id {
+            Some(s) => s.0.to_vec(),
+            None => tx.query_row(schema::RANDOM_BLOB_16, [], |r| r.get(0))?,
+        };
         let created = clock.now_ms().max(0) / 1000;
         let rows: [(&str, String); 8] = [
             ("format_version", schema::FORMAT_VERSION.to_string()),
@@ -649,6 +664,7 @@ impl Shard {
                     clock: options.clock.clone(),
                     max_clock_skew_ms: options.max_clock_skew_ms,
                     read_only: true,
+                    site_id: None,
                 };
                 Self::open_read_only(path, &options, clock)
             }

@@ -587,6 +587,16 @@ impl WriteTx<'_> {
     /// clock than [`crate::OpenOptions::max_clock_skew_ms`]; nothing is applied or recorded on
     /// error.
     pub fn apply_remote(&mut self, change: &Change) -> Result<Applied> {
+        self.apply_remote_via(change, None)
+    }
+
+    /// [`WriteTx::apply_remote`] for a change delivered by the shard with site id `via` (a sync
+    /// peer, which may have it from a third shard): when it wins, the item's new version is
+    /// marked as held by `via`, and [`Shard::changes_for`] that peer leaves it out (no echo).
+    ///
+    /// # Errors
+    /// As [`WriteTx::apply_remote`].
+    pub fn apply_remote_via(&mut self, change: &Change, via: Option<SiteId>) -> Result<Applied> {
         let (meta, empty_meta) = self.check_remote(change)?;
         // `{}` is stored as NULL, as for a local write.
         let metadata = change.metadata.as_deref().filter(|_| !empty_meta);
@@ -681,6 +691,14 @@ impl WriteTx<'_> {
         };
         self.seq = seq;
         self.wrote = true;
+        if let Some(via) = via {
+            self.db.execute_batch(schema::CREATE_SYNC_VIA)?;
+            exec(
+                self.db,
+                schema::SYNC_VIA_SET,
+                params![rowid, seq, &via.0[..]],
+            )?;
+        }
         let indexed = (|| {
             if was_alive {
                 self.fts_delete(rowid)?;
@@ -703,6 +721,31 @@ impl WriteTx<'_> {
             _ => {}
         }
         Ok(Applied::Applied)
+    }
+
+    /// Records, in this transaction, that every change of the shard with site id `site` up to
+    /// its local version `seq` is applied here: the sync cursor [`Shard::sync_state`] reports.
+    /// Set it in the transaction that applies those changes, so it commits with them and never
+    /// runs ahead. It may move back (the other shard restarted its versions: a resync).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a negative `seq` or this shard's own site id;
+    /// [`Error::Sqlite`].
+    pub fn set_cursor(&mut self, site: SiteId, seq: i64) -> Result<()> {
+        if seq < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a sync cursor is a version ≥ 0, got {seq}"
+            )));
+        }
+        if site == self.shard.site_id {
+            return Err(Error::InvalidArgument(
+                "a shard keeps no sync cursor for its own site".into(),
+            ));
+        }
+        self.db.execute_batch(schema::CREATE_SYNC_CURSOR)?;
+        exec(self.db, schema::SYNC_CURSOR_SET, params![&site.0[..], seq])?;
+        self.wrote = true;
+        Ok(())
     }
 
     /// Records a change as received: its HLC in `sync_seen` at commit, and the local clock past

@@ -493,3 +493,94 @@ fn the_injected_clock_stamps_changes() {
     let third = s.changes_since(2, 1).unwrap()[0].hlc;
     assert_eq!(sqlite_vector::clock::hlc_millis(third), T0 + 1);
 }
+
+#[test]
+fn cursors_digests_and_the_feed_for_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = shard(dir.path(), "a.db", &clock);
+    let b = shard(dir.path(), "b.db", &clock);
+    let c = shard(dir.path(), "c.db", &clock);
+    let v = random_vectors(6, 16, 11);
+    for (i, s) in [&a, &a, &b, &c].into_iter().enumerate() {
+        s.insert(NewItem::new(v[i].clone()).with_id(format!("i{i}")))
+            .unwrap();
+    }
+    // Empty state, then a cursor set with the changes it covers; a cursor for the shard's own
+    // site, or a negative one, is refused and nothing is written.
+    let st = b.sync_state().unwrap();
+    assert_eq!((st.site_id, st.head, st.live), (b.site_id(), 1, 1));
+    assert!(st.cursors.is_empty());
+    let from_a = a.changes_since(0, usize::MAX).unwrap();
+    let from_c = c.changes_since(0, usize::MAX).unwrap();
+    b.transaction(|tx| {
+        for ch in &from_a {
+            tx.apply_remote_via(ch, Some(a.site_id()))?;
+        }
+        tx.set_cursor(a.site_id(), 2)
+    })
+    .unwrap();
+    b.transaction(|tx| tx.apply_remote_via(&from_c[0], Some(c.site_id())).map(drop))
+        .unwrap();
+    let own = b.transaction(|tx| tx.set_cursor(b.site_id(), 3));
+    assert!(matches!(own, Err(Error::InvalidArgument(_))), "{own:?}");
+    let negative = b.transaction(|tx| tx.set_cursor(a.site_id(), -1));
+    assert!(matches!(negative, Err(Error::InvalidArgument(_))));
+    let st = b.sync_state().unwrap();
+    assert_eq!(st.cursors.len(), 1);
+    assert_eq!((st.cursors[0].site_id, st.cursors[0].seq), (a.site_id(), 2));
+    assert_eq!((st.head, st.live), (4, 4));
+    // The feed for a leaves out what a made (i0, i1) and nothing else; for c, what c
+    // delivered (i3); both read up to b's head.
+    let (for_a, to) = b.changes_for(a.site_id(), 0, usize::MAX).unwrap();
+    let ids = |cs: &[Change]| cs.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    assert_eq!((ids(&for_a), to), (vec!["i2".to_string(), "i3".into()], 4));
+    let (for_c, to) = b.changes_for(c.site_id(), 0, usize::MAX).unwrap();
+    assert_eq!(
+        (ids(&for_c), to),
+        (vec!["i2".to_string(), "i0".into(), "i1".into()], 4)
+    );
+    // A local write to a delivered item makes it b's own again: it goes back to c.
+    b.update(
+        "i3",
+        Update {
+            text: Some("edited on b".into()),
+            ..Update::default()
+        },
+    )
+    .unwrap();
+    let (for_c, to) = b.changes_for(c.site_id(), 4, usize::MAX).unwrap();
+    assert_eq!((ids(&for_c), to), (vec!["i3".to_string()], 5));
+    // The limit counts rows read, skipped or not.
+    let (for_a, to) = b.changes_for(a.site_id(), 0, 2).unwrap();
+    assert_eq!((ids(&for_a), to), (vec!["i2".to_string()], 2));
+    // Digests: equal for the same live versions whatever the order they arrived in, different
+    // otherwise.
+    let d = shard(dir.path(), "d.db", &clock);
+    let feed_b = b.changes_since(0, usize::MAX).unwrap();
+    d.transaction(|tx| {
+        feed_b
+            .iter()
+            .rev()
+            .try_for_each(|ch| tx.apply_remote(ch).map(drop))
+    })
+    .unwrap();
+    assert_eq!(
+        d.sync_state().unwrap().digest,
+        b.sync_state().unwrap().digest
+    );
+    assert_ne!(
+        a.sync_state().unwrap().digest,
+        b.sync_state().unwrap().digest
+    );
+    d.delete("i0").unwrap();
+    assert_ne!(
+        d.sync_state().unwrap().digest,
+        b.sync_state().unwrap().digest
+    );
+    // Cursors survive a reopen.
+    let path = b.path().unwrap().to_path_buf();
+    drop(b);
+    let b = Shard::open(&path).unwrap();
+    assert_eq!(b.sync_state().unwrap().cursors[0].seq, 2);
+}
