@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod import;
 mod mcp;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -111,6 +112,12 @@ enum Command {
     },
     /// Serve MCP on stdio (for Claude Code, Claude Desktop and other MCP clients).
     Mcp(mcp::McpArgs),
+    /// Sync shards with other roots over QUIC (mutual TLS on pinned node keys): identity,
+    /// trust list, server, one-shot pull / push / both.
+    Sync {
+        #[command(subcommand)]
+        command: sync::SyncCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -418,7 +425,7 @@ fn existing_root(root: &Path) -> CliResult<ShardManager> {
 }
 
 /// Opens the manager of `root` for `shards create`, creating the root if missing.
-fn new_root(root: &Path) -> CliResult<ShardManager> {
+pub(crate) fn new_root(root: &Path) -> CliResult<ShardManager> {
     if root.exists() && !root.is_dir() {
         return Err(user(format!(
             "--root {} is not a directory",
@@ -771,6 +778,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Bench(args) => bench::run(args)?,
         Command::Demo { keep } => demo::run(keep)?,
         Command::Mcp(args) => mcp::run(args)?,
+        Command::Sync { command } => sync::run(command)?,
     }
     Ok(())
 }

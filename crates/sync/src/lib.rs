@@ -13,3 +13,8 @@
 pub mod proto;
 
 pub use proto::{Config, Grant, Outcome, ProtoError, Session, Store};
+pub mod transport;
+
+pub use transport::{
+    sync_once, Direction, Identity, Report, Selection, Server, SyncError, TrustList, TrustedPeer,
+};

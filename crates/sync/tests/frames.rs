@@ -38,6 +38,25 @@ fn frames() -> impl Strategy<Value = Frame> {
             message
         }),
         (
+            "[a-z/]{0,10}",
+            proptest::collection::vec("[a-z/]{1,10}", 0..4)
+        )
+            .prop_map(|(prefix, names)| Frame::List { prefix, names }),
+        proptest::collection::vec(("[a-z/]{1,10}", 1u32..100), 0..4).prop_map(|v| Frame::Shards {
+            shards: v
+                .into_iter()
+                .map(|(n, d)| (
+                    n,
+                    WireProfile {
+                        dimension: d,
+                        metric: Metric::L2,
+                        embedding_model: None,
+                        searchable_fields: vec![],
+                    }
+                ))
+                .collect()
+        }),
+        (
             "[a-z/]{1,20}",
             1u32..2000,
             proptest::option::of("[a-z-]{0,12}"),

@@ -196,6 +196,19 @@ pub enum Frame {
         /// Its live items.
         live: u64,
     },
+    /// The first frame of a listing stream: which shards may the asker pull (names starting
+    /// with `prefix`, or exactly `names` when given)?
+    List {
+        /// Name prefix (empty: all).
+        prefix: String,
+        /// Exact names (empty: all with the prefix).
+        names: Vec<String>,
+    },
+    /// The answer to [`Frame::List`]: each shard's name and profile.
+    Shards {
+        /// Names and profiles.
+        shards: Vec<(String, WireProfile)>,
+    },
     /// The sender refuses the session.
     Reject {
         /// Why.
@@ -229,6 +242,10 @@ const KIND_ACK: u8 = 3;
 const KIND_DONE: u8 = 4;
 const KIND_FIN: u8 = 5;
 const KIND_REJECT: u8 = 6;
+const KIND_LIST: u8 = 7;
+const KIND_SHARDS: u8 = 8;
+/// Most names a [`Frame::List`] or [`Frame::Shards`] may carry.
+pub const MAX_NAMES: usize = 1 << 20;
 
 fn metric_to_u8(m: Metric) -> u8 {
     match m {
@@ -357,6 +374,50 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn put_profile(w: &mut Writer<'_>, p: &WireProfile) {
+    w.u32(p.dimension);
+    w.u8(metric_to_u8(p.metric));
+    match &p.embedding_model {
+        Some(m) => {
+            w.u8(1);
+            w.str16(m);
+        }
+        None => w.u8(0),
+    }
+    w.u8(p.searchable_fields.len().min(MAX_FIELDS) as u8);
+    for f in p.searchable_fields.iter().take(MAX_FIELDS) {
+        w.str16(f);
+    }
+}
+
+fn get_profile(r: &mut Reader<'_>) -> Result<WireProfile, ProtoError> {
+    let what = r.what;
+    let dimension = r.u32()?;
+    let metric = metric_from_u8(r.u8()?)
+        .ok_or_else(|| ProtoError::Malformed(format!("{what}: unknown metric")))?;
+    let embedding_model = match r.u8()? {
+        0 => None,
+        1 => Some(r.str16()?),
+        _ => return Err(ProtoError::Malformed(format!("{what}: bad model flag"))),
+    };
+    let n_fields = r.u8()? as usize;
+    if n_fields > MAX_FIELDS {
+        return Err(ProtoError::Malformed(format!(
+            "{what}: {n_fields} searchable fields, at most {MAX_FIELDS}"
+        )));
+    }
+    let mut searchable_fields = Vec::with_capacity(n_fields);
+    for _ in 0..n_fields {
+        searchable_fields.push(r.str16()?);
+    }
+    Ok(WireProfile {
+        dimension,
+        metric,
+        embedding_model,
+        searchable_fields,
+    })
+}
+
 impl Frame {
     /// Appends the frame's encoding (header and payload) to `out`.
     ///
@@ -372,19 +433,7 @@ impl Frame {
                 w.u16(h.version);
                 w.u8(u8::from(h.send) | (u8::from(h.receive) << 1));
                 w.str16(&h.shard);
-                w.u32(h.profile.dimension);
-                w.u8(metric_to_u8(h.profile.metric));
-                match &h.profile.embedding_model {
-                    Some(m) => {
-                        w.u8(1);
-                        w.str16(m);
-                    }
-                    None => w.u8(0),
-                }
-                w.u8(h.profile.searchable_fields.len().min(MAX_FIELDS) as u8);
-                for f in h.profile.searchable_fields.iter().take(MAX_FIELDS) {
-                    w.str16(f);
-                }
+                put_profile(&mut w, &h.profile);
                 w.0.extend_from_slice(&h.site.0);
                 w.i64(h.head);
                 w.u64(h.digest);
@@ -426,6 +475,24 @@ impl Frame {
                 w.str16(message);
                 KIND_REJECT
             }
+            Frame::List { prefix, names } => {
+                w.str16(prefix);
+                let n = names.len().min(MAX_NAMES);
+                w.u32(n as u32);
+                for name in &names[..n] {
+                    w.str16(name);
+                }
+                KIND_LIST
+            }
+            Frame::Shards { shards } => {
+                let n = shards.len().min(MAX_NAMES);
+                w.u32(n as u32);
+                for (name, p) in &shards[..n] {
+                    w.str16(name);
+                    put_profile(&mut w, p);
+                }
+                KIND_SHARDS
+            }
         };
         let len = out.len() - start - HEADER_BYTES;
         if len > MAX_FRAME_BYTES {
@@ -449,24 +516,7 @@ impl Frame {
                 let version = r.u16()?;
                 let flags = r.u8()?;
                 let shard = r.str16()?;
-                let dimension = r.u32()?;
-                let metric = metric_from_u8(r.u8()?)
-                    .ok_or_else(|| ProtoError::Malformed("hello: unknown metric".into()))?;
-                let embedding_model = match r.u8()? {
-                    0 => None,
-                    1 => Some(r.str16()?),
-                    _ => return Err(ProtoError::Malformed("hello: bad model flag".into())),
-                };
-                let n_fields = r.u8()? as usize;
-                if n_fields > MAX_FIELDS {
-                    return Err(ProtoError::Malformed(format!(
-                        "hello: {n_fields} searchable fields, at most {MAX_FIELDS}"
-                    )));
-                }
-                let mut searchable_fields = Vec::with_capacity(n_fields);
-                for _ in 0..n_fields {
-                    searchable_fields.push(r.str16()?);
-                }
+                let profile = get_profile(&mut r)?;
                 let site = r.site()?;
                 let head = r.i64()?;
                 let digest = r.u64()?;
@@ -488,12 +538,7 @@ impl Frame {
                     send: flags & 1 != 0,
                     receive: flags & 2 != 0,
                     shard,
-                    profile: WireProfile {
-                        dimension,
-                        metric,
-                        embedding_model,
-                        searchable_fields,
-                    },
+                    profile,
                     site,
                     head,
                     digest,
@@ -566,6 +611,42 @@ impl Frame {
                 let message = r.str16()?;
                 r.end()?;
                 Ok(Frame::Reject { code, message })
+            }
+            KIND_LIST => {
+                let mut r = Reader::new(payload, "list");
+                let prefix = r.str16()?;
+                let n = r.u32()? as usize;
+                // Each name takes at least its 2-byte length.
+                if n > MAX_NAMES || n * 2 > r.buf.len() {
+                    return Err(ProtoError::Malformed(format!(
+                        "list: {n} names in {} bytes",
+                        r.buf.len()
+                    )));
+                }
+                let mut names = Vec::with_capacity(n);
+                for _ in 0..n {
+                    names.push(r.str16()?);
+                }
+                r.end()?;
+                Ok(Frame::List { prefix, names })
+            }
+            KIND_SHARDS => {
+                let mut r = Reader::new(payload, "shards");
+                let n = r.u32()? as usize;
+                // Each entry takes at least 9 bytes.
+                if n > MAX_NAMES || n * 9 > r.buf.len() {
+                    return Err(ProtoError::Malformed(format!(
+                        "shards: {n} entries in {} bytes",
+                        r.buf.len()
+                    )));
+                }
+                let mut shards = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = r.str16()?;
+                    shards.push((name, get_profile(&mut r)?));
+                }
+                r.end()?;
+                Ok(Frame::Shards { shards })
             }
             k => Err(ProtoError::Malformed(format!("unknown frame kind {k}"))),
         }

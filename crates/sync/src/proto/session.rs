@@ -605,5 +605,7 @@ fn frame_name(f: &Frame) -> &'static str {
         Frame::Done { .. } => "a done",
         Frame::Fin { .. } => "a fin",
         Frame::Reject { .. } => "a reject",
+        Frame::List { .. } => "a list request",
+        Frame::Shards { .. } => "a shard list",
     }
 }
