@@ -112,6 +112,23 @@ enum Command {
     },
     /// Serve MCP on stdio (for Claude Code, Claude Desktop and other MCP clients).
     Mcp(mcp::McpArgs),
+    /// Write a shard's items as JSON lines sorted by id (`id`, `vector`, `metadata`, `text`;
+    /// with --include-deleted also tombstones, as `{"id", "deleted": true}`): the backup format,
+    /// and how two shards are compared.
+    Export {
+        /// Shard file (or use --root with --shard).
+        #[arg(required_unless_present = "root", conflicts_with = "root")]
+        path: Option<PathBuf>,
+        /// Root directory of a shard manager.
+        #[arg(long, requires = "shard")]
+        root: Option<PathBuf>,
+        /// Shard name under --root.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Also write tombstones.
+        #[arg(long)]
+        include_deleted: bool,
+    },
     /// Sync shards with other roots over QUIC (mutual TLS on pinned node keys): identity,
     /// trust list, server, one-shot pull / push / both.
     Sync {
@@ -754,13 +771,22 @@ fn run(cli: Cli) -> CliResult {
                 shard.check_integrity()?;
             }
             let s = shard.stats()?;
+            // The sync state: the digest of the live items and how far each peer shard's
+            // changes are applied here.
+            let sync = shard.sync_state()?;
+            let mut v = serde_json::to_value(&s).expect("stats serialise");
+            let o = v.as_object_mut().expect("object");
+            o.insert("sync_digest".into(), format!("{:016x}", sync.digest).into());
+            o.insert(
+                "sync_cursors".into(),
+                serde_json::to_value(&sync.cursors).expect("cursors serialise"),
+            );
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&s).expect("stats serialise")
+                    serde_json::to_string_pretty(&v).expect("stats serialise")
                 );
             } else {
-                let v = serde_json::to_value(&s).expect("stats serialise");
                 for (k, v) in v.as_object().expect("object") {
                     println!("{k:>18}: {v}");
                 }
@@ -779,7 +805,51 @@ fn run(cli: Cli) -> CliResult {
         Command::Demo { keep } => demo::run(keep)?,
         Command::Mcp(args) => mcp::run(args)?,
         Command::Sync { command } => sync::run(command)?,
+        Command::Export {
+            path,
+            root,
+            shard,
+            include_deleted,
+        } => {
+            let handle: std::sync::Arc<Shard> = match (path, root, shard) {
+                (Some(p), _, _) => std::sync::Arc::new(open_shard(&p)?),
+                (None, Some(r), Some(name)) => existing_root(&r)?.open_shard(&name)?,
+                _ => return Err(user("give a shard PATH, or --root and --shard")),
+            };
+            export(&handle, include_deleted)?;
+        }
     }
+    Ok(())
+}
+
+/// Writes every item of `shard` (and tombstones with `include_deleted`) as JSON lines, sorted
+/// by id.
+fn export(shard: &Shard, include_deleted: bool) -> CliResult {
+    use std::io::Write;
+    let mut rows = shard.changes_since(0, usize::MAX)?;
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for c in rows {
+        let line = if c.is_alive() {
+            let metadata: serde_json::Value = match &c.metadata {
+                Some(m) => serde_json::from_str(m)
+                    .map_err(|e| Failure::internal(format!("item {:?}: metadata: {e}", c.id)))?,
+                None => serde_json::json!({}),
+            };
+            serde_json::json!({
+                "id": c.id,
+                "vector": c.vector,
+                "metadata": metadata,
+                "text": c.text,
+            })
+        } else if include_deleted {
+            serde_json::json!({"id": c.id, "deleted": true})
+        } else {
+            continue;
+        };
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -33,7 +33,7 @@ async def first_session():
         print(f"     protocol {c.protocol_version}", flush=True)
         tools = {t.name: t for t in (await c.list_tools()).tools}
         expected = {"shard_create", "shard_list", "shard_stats", "shard_drop", "insert",
-                    "insert_batch", "search", "get", "update", "delete"}
+                    "insert_batch", "search", "get", "update", "delete", "sync"}
         check("tools listed", set(tools) == expected, sorted(tools))
         check("output schemas", all(t.output_schema for t in tools.values()))
         check("annotations", tools["search"].annotations.read_only_hint is True

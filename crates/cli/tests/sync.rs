@@ -78,30 +78,7 @@ fn two_roots_sync_through_the_cli() {
     fill(&rb, "team/notes", 30, "b");
     fill(&rb, "team/log", 10, "b");
 
-    let mut server = Command::new(BIN)
-        .args([
-            "sync",
-            "serve",
-            "--root",
-            rb.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .skip_while(|w| *w != "on")
-        .nth(1)
-        .expect("serve prints its address")
-        .to_string();
-    assert!(line.contains(&id_b), "{line}");
+    let (mut server, addr) = serve(&rb);
 
     let out = ok(&[
         "sync",
@@ -123,6 +100,34 @@ fn two_roots_sync_through_the_cli() {
     assert_eq!(count(&ra, "team/notes"), 150);
     assert_eq!(count(&ra, "team/log"), 10);
     assert_eq!(count(&rb, "team/notes"), 150);
+    // The exports are equal, and so are the digests `stats` shows.
+    let export = |root: &Path, name: &str| {
+        ok(&[
+            "export",
+            "--root",
+            root.to_str().unwrap(),
+            "--shard",
+            name,
+            "--include-deleted",
+        ])
+    };
+    for name in ["team/notes", "team/log"] {
+        let (ea, eb) = (export(&ra, name), export(&rb, name));
+        assert_eq!(ea, eb, "{name}");
+        assert_eq!(ea.lines().count(), count(&ra, name));
+        let first: serde_json::Value = serde_json::from_str(ea.lines().next().unwrap()).unwrap();
+        assert_eq!(first["vector"].as_array().unwrap().len(), 8, "{first}");
+    }
+    let stats = |root: &Path| {
+        let m = sqlite_vector::ShardManager::open(root, sqlite_vector::ManagerOptions::default())
+            .unwrap();
+        let path = m.list(Some("team/notes")).unwrap()[0].path.clone();
+        let out = ok(&["stats", path.to_str().unwrap(), "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let (sa, sb) = (stats(&ra), stats(&rb));
+    assert_eq!(sa["sync_digest"], sb["sync_digest"]);
+    assert_eq!(sa["sync_cursors"][0]["site_id"], sb["site_id"], "{sa}");
 
     // A stranger is refused: exit 1, nothing received.
     let c = tempfile::tempdir().unwrap();
@@ -160,4 +165,107 @@ fn two_roots_sync_through_the_cli() {
     {
         server.kill().unwrap();
     }
+}
+
+/// Starts `sync serve` on `root`; returns the child and its address.
+fn serve(root: &Path) -> (std::process::Child, String) {
+    let mut server = Command::new(BIN)
+        .args([
+            "sync",
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)
+        .expect("serve prints its address")
+        .to_string();
+    (server, addr)
+}
+
+fn check(root: &Path, name: &str) {
+    let m =
+        sqlite_vector::ShardManager::open(root, sqlite_vector::ManagerOptions::default()).unwrap();
+    let path = m.list(Some(name)).unwrap()[0].path.clone();
+    ok(&["stats", path.to_str().unwrap(), "--check"]);
+}
+
+#[test]
+fn kill_9_of_either_side_mid_transfer_loses_nothing_and_converges() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ra, rb) = (a.path().join("root"), b.path().join("root"));
+    let (id_a, id_b) = (node_id(&ra), node_id(&rb));
+    ok(&["sync", "trust", "--root", ra.to_str().unwrap(), &id_b]);
+    ok(&["sync", "trust", "--root", rb.to_str().unwrap(), &id_a]);
+    fill(&rb, "big", 30_000, "b");
+    fill(&ra, "big", 20_000, "a");
+    let ra_s = ra.to_str().unwrap();
+    for (round, delay_ms) in [(0u32, 150u64), (1, 400), (2, 60)] {
+        let (mut server, addr) = serve(&rb);
+        let mut client = Command::new(BIN)
+            .args([
+                "sync",
+                "both",
+                "--root",
+                ra_s,
+                "--peer",
+                &addr,
+                "--peer-id",
+                &id_b,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // Odd rounds kill the server, even ones the client, mid-transfer.
+        if round % 2 == 0 {
+            client.kill().unwrap();
+            client.wait().unwrap();
+            server.kill().unwrap();
+        } else {
+            server.kill().unwrap();
+            let _ = client.wait();
+        }
+        server.wait().unwrap();
+        check(&ra, "big");
+        check(&rb, "big");
+        eprintln!(
+            "round {round}: a holds {}, b holds {} of 50000",
+            count(&ra, "big"),
+            count(&rb, "big")
+        );
+    }
+    // Sync again: everything arrives, nothing written before was lost.
+    let (mut server, addr) = serve(&rb);
+    let out = ok(&[
+        "sync",
+        "both",
+        "--root",
+        ra_s,
+        "--peer",
+        &addr,
+        "--peer-id",
+        &id_b,
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["converged"], 1, "{r}");
+    assert_eq!(count(&ra, "big"), 50_000);
+    assert_eq!(count(&rb, "big"), 50_000);
+    check(&ra, "big");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

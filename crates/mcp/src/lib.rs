@@ -14,7 +14,8 @@
 //! directory) and an [`Embedder`] (the built-in offline model `minilm-static-256`, or an
 //! OpenAI-compatible HTTP endpoint). The tools are named like the Rust API: `shard_create`,
 //! `shard_list`, `shard_stats`, `shard_drop`, `insert`, `insert_batch`, `search`, `get`,
-//! `update`, `delete` (see [`tools`]).
+//! `update`, `delete`, and `sync` (a one-shot sync with another node, crate
+//! `sqlite-vector-sync`; see [`tools`]).
 //!
 //! **Errors.** Input errors (bad arguments, unknown shard or id, dimension or model mismatch,
 //! hostile shard names, inputs over the [`ServerLimits`]) come back as tool results with

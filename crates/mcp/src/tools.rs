@@ -257,6 +257,58 @@ pub struct ShardStatsOut {
     pub search_method: String,
 }
 
+/// How a `sync` call moves changes.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Send this server's changes to the peer.
+    Push,
+    /// Take the peer's changes.
+    Pull,
+    /// Both ways.
+    Both,
+}
+
+/// Arguments of `sync`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncArgs {
+    /// One shard to sync (or use `prefix`; neither: every shard).
+    pub shard: Option<String>,
+    /// Every shard whose name starts with this prefix, e.g. `team-a/`.
+    pub prefix: Option<String>,
+    /// The peer's address, host:port (its `sqlite-vector sync serve --listen`).
+    pub peer: String,
+    /// The peer's node id (64 hex digits, from `sqlite-vector sync id` on the peer).
+    pub peer_id: String,
+    /// `push`, `pull` or `both` (default `both`).
+    pub mode: Option<SyncMode>,
+}
+
+/// Result of `sync`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SyncOut {
+    /// Shards synced.
+    pub shards: usize,
+    /// Changes sent to the peer.
+    pub sent: u64,
+    /// Changes received from it.
+    pub received: u64,
+    /// Received changes that won and were stored.
+    pub applied: u64,
+    /// Two-way shard sessions that ended with equal digests (the shards now hold the same
+    /// items).
+    pub converged: usize,
+    /// Bytes sent and received on the connection.
+    pub bytes_sent: u64,
+    /// See `bytes_sent`.
+    pub bytes_received: u64,
+    /// Wall time, ms.
+    pub ms: f64,
+    /// Shards that failed, with why.
+    pub failures: std::collections::BTreeMap<String, String>,
+}
+
 /// Result of `shard_drop`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ShardDropOut {
@@ -440,6 +492,19 @@ Do not use it to remove single items (use delete) or to empty a shard you still 
         idempotent: false,
     },
     ToolSpec {
+        name: "sync",
+        title: "Sync shards with a peer",
+        description: concat!(
+            "Exchange changes of shards with another sqlite-vector node over QUIC (mutual TLS on pinned node keys), once: `pull` takes the peer's changes (creating shards missing here), `push` sends this server's, `both` does both and reports `converged`. The peer must run `sqlite-vector sync serve` and trust this root's node id, and this root must trust the peer's (`sqlite-vector sync trust`). Only changes since the last sync with that peer travel. Not for copying a shard within this server. Example: {\"peer\": \"10.0.0.5:7878\", \"peer_id\": \"<64 hex digits>\", \"prefix\": \"team-a/\", \"mode\": \"both\"}.",
+            in_order!()
+        ),
+        input: schema::<SyncArgs>,
+        output: schema::<SyncOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
         name: "insert",
         title: "Insert one item",
         description: concat!(
@@ -557,7 +622,7 @@ pub struct SqliteVectorServer {
 }
 
 struct Inner {
-    manager: ShardManager,
+    manager: Arc<ShardManager>,
     embedder: Arc<dyn Embedder>,
     limits: ServerLimits,
     tools: Vec<Tool>,
@@ -571,7 +636,7 @@ impl SqliteVectorServer {
         let by_name = TOOLS.iter().enumerate().map(|(i, t)| (t.name, i)).collect();
         SqliteVectorServer {
             inner: Arc::new(Inner {
-                manager,
+                manager: Arc::new(manager),
                 embedder,
                 limits,
                 tools,
@@ -612,6 +677,15 @@ pub(crate) fn access(name: &str, args: Option<&JsonObject>) -> Access {
             (true, shard("shard").into_iter().collect())
         }
         "shard_stats" => (false, shard("name").into_iter().collect()),
+        "sync" => {
+            let mut targets: Vec<Target> = shard("shard").into_iter().collect();
+            if targets.is_empty() {
+                targets.push(Target::Prefix(
+                    string("prefix").unwrap_or_default().to_owned(),
+                ));
+            }
+            (true, targets)
+        }
         "get" => (false, shard("shard").into_iter().collect()),
         "shard_list" => (
             false,
@@ -657,6 +731,7 @@ impl Inner {
             "shard_list" => self.shard_list(parse(name, args)?),
             "shard_stats" => self.shard_stats(parse(name, args)?),
             "shard_drop" => self.shard_drop(parse(name, args)?),
+            "sync" => self.sync(parse(name, args)?),
             "insert" => {
                 let a: InsertArgs = parse(name, args)?;
                 let item = ItemArgs {
@@ -915,6 +990,63 @@ or create a text shard with shard_create without `dim`"
             tombstones: stats.tombstones,
             bytes_on_disk: stats.bytes_on_disk,
             search_method: stats.search_method,
+        })
+    }
+
+    fn sync(&self, a: SyncArgs) -> ToolResult<Value> {
+        use sqlite_vector_sync::{Direction, Selection, SyncError};
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&a.peer)
+            .ok()
+            .and_then(|mut it| it.next())
+            .ok_or_else(|| user(format!("peer {:?} is not a host:port address", a.peer)))?;
+        let selection = match (a.shard, a.prefix) {
+            (Some(_), Some(_)) => return Err(user("give `shard` or `prefix`, not both")),
+            (Some(s), None) => {
+                sqlite_vector::manager::validate_name(&s)?;
+                Selection::Names(vec![s])
+            }
+            (None, p) => Selection::Prefix(p.unwrap_or_default()),
+        };
+        let direction = match a.mode.unwrap_or(SyncMode::Both) {
+            SyncMode::Push => Direction::Push,
+            SyncMode::Pull => Direction::Pull,
+            SyncMode::Both => Direction::Both,
+        };
+        let failed = |e: SyncError| match e {
+            SyncError::InvalidArgument(m) => user(m),
+            SyncError::Shard(e) if e.is_user_error() => user(e.to_string()),
+            e => ToolError::Internal(e.to_string()),
+        };
+        let identity =
+            sqlite_vector_sync::Identity::load_or_create(self.manager.root()).map_err(failed)?;
+        // A runtime of its own: this call runs on a blocking thread, and the transport's
+        // shard work needs a multi-threaded runtime under it.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| ToolError::Internal(format!("tokio runtime: {e}")))?;
+        let r = rt
+            .block_on(sqlite_vector_sync::sync_once(
+                self.manager.clone(),
+                &identity,
+                addr,
+                &a.peer_id,
+                direction,
+                &selection,
+                sqlite_vector_sync::Config::default(),
+            ))
+            .map_err(failed)?;
+        out(SyncOut {
+            shards: r.shards,
+            sent: r.sent,
+            received: r.received,
+            applied: r.applied,
+            converged: r.converged,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            ms: r.ms,
+            failures: r.failures,
         })
     }
 
@@ -1341,6 +1473,70 @@ mod tests {
                 message: "connection refused".into(),
             })
         }
+    }
+
+    #[test]
+    fn the_sync_tool_pulls_from_and_pushes_to_a_trusted_peer() {
+        use sqlite_vector_sync::{Identity, Server, TrustList, TrustedPeer};
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = server(da.path());
+        let mb = Arc::new(ShardManager::open(db.path(), ManagerOptions::default()).unwrap());
+        let (ia, ib) = (
+            Identity::load_or_create(da.path()).unwrap(),
+            Identity::load_or_create(db.path()).unwrap(),
+        );
+        // The peer serves on its own runtime thread.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let srv = rt.block_on(async {
+            Server::bind(mb.clone(), &ib, "127.0.0.1:0".parse().unwrap()).unwrap()
+        });
+        let addr = srv.local_addr().unwrap().to_string();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = rt.spawn(srv.run(async {
+            let _ = rx.await;
+        }));
+        a.call("shard_create", json!({"name": "team/notes"}))
+            .unwrap();
+        a.call(
+            "insert",
+            json!({"shard": "team/notes", "id": "n1", "text": "the deploy needs a vpn"}),
+        )
+        .unwrap();
+        let args = json!({"peer": addr, "peer_id": ib.id(), "prefix": "team/"});
+        // Not trusted by the peer yet: an internal (connection) error naming the trust list.
+        let e = a.call("sync", args.clone()).unwrap_err().unwrap_err();
+        assert!(e.contains("trust list"), "{e}");
+        for (root, peer) in [(da.path(), &ib), (db.path(), &ia)] {
+            let id = peer.id().to_string();
+            TrustList::trust(
+                root,
+                TrustedPeer {
+                    id,
+                    prefixes: vec![],
+                    read_only: false,
+                },
+            )
+            .unwrap();
+        }
+        let r = a.call("sync", args).unwrap();
+        assert_eq!(
+            (r["shards"].as_u64(), r["sent"].as_u64()),
+            (Some(1), Some(1)),
+            "{r}"
+        );
+        assert_eq!(r["converged"], 1, "{r}");
+        assert_eq!(mb.open_shard("team/notes").unwrap().len(), 1);
+        // Bad arguments are the caller's to fix.
+        let bad = json!({"peer": "nowhere", "peer_id": ib.id()});
+        assert!(a.call("sync", bad).unwrap_err().is_ok());
+        let bad = json!({"peer": addr, "peer_id": "abc"});
+        assert!(a.call("sync", bad).unwrap_err().is_ok());
+        let _ = stop.send(());
+        rt.block_on(serving).unwrap().unwrap();
     }
 
     #[test]
