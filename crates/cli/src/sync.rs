@@ -53,6 +53,11 @@ pub(crate) enum SyncCommand {
     Push(OneShot),
     /// Both ways.
     Both(OneShot),
+    /// Both ways, continuously, until SIGINT or SIGTERM: a commit here (by any process) is
+    /// sent within 5 ms of being noticed, and the peer's commits are taken every 500 ms (run
+    /// `live` on both sides for real time both ways). Prints a line per round that moved
+    /// changes (a JSON object with --json).
+    Live(OneShot),
 }
 
 /// Flags of a one-shot sync.
@@ -165,18 +170,60 @@ pub(crate) fn run(command: SyncCommand) -> CliResult {
         SyncCommand::Pull(a) => one_shot(a, Direction::Pull)?,
         SyncCommand::Push(a) => one_shot(a, Direction::Push)?,
         SyncCommand::Both(a) => one_shot(a, Direction::Both)?,
+        SyncCommand::Live(a) => live(a)?,
     }
+    Ok(())
+}
+
+fn selection_of(prefix: Option<String>, shards: Vec<String>) -> Selection {
+    if shards.is_empty() {
+        Selection::Prefix(prefix.unwrap_or_default())
+    } else {
+        Selection::Names(shards)
+    }
+}
+
+fn live(a: OneShot) -> CliResult {
+    let manager = Arc::new(new_root(&a.root)?);
+    let identity = Identity::load_or_create(&a.root)?;
+    let selection = selection_of(a.prefix, a.shards);
+    let rt = runtime()?;
+    let json = a.json;
+    rt.block_on(sqlite_vector_sync::sync_live(
+        manager,
+        &identity,
+        a.peer,
+        &a.peer_id,
+        &selection,
+        std::time::Duration::from_millis(5),
+        std::time::Duration::from_millis(500),
+        interrupted(),
+        |r| {
+            if r.sent + r.received == 0 && r.failures.is_empty() {
+                return;
+            }
+            if json {
+                println!("{}", serde_json::to_string(r).expect("a report serialises"));
+            } else {
+                println!(
+                    "{} shard(s): {} sent, {} received, {:.1} ms",
+                    r.shards, r.sent, r.received, r.ms
+                );
+                for (shard, why) in &r.failures {
+                    eprintln!("{shard}: {why}");
+                }
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        },
+    ))?;
     Ok(())
 }
 
 fn one_shot(a: OneShot, direction: Direction) -> CliResult {
     let manager = Arc::new(new_root(&a.root)?);
     let identity = Identity::load_or_create(&a.root)?;
-    let selection = if a.shards.is_empty() {
-        Selection::Prefix(a.prefix.unwrap_or_default())
-    } else {
-        Selection::Names(a.shards)
-    };
+    let selection = selection_of(a.prefix, a.shards);
     let rt = runtime()?;
     let report = rt.block_on(sync_once(
         manager,

@@ -167,6 +167,58 @@ async fn main() {
         rep.received,
         rep.failures.len()
     );
+    // Live mode: a commit on A until it can be read on B.
+    let live_shard = ma
+        .get_or_create("live", &Profile::new(dim, Metric::Cosine))
+        .unwrap();
+    live_shard
+        .insert(NewItem::new(vectors(1, dim, 5).remove(0)).with_id("seed"))
+        .unwrap();
+    let (live_stop, live_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ma2, ib_id) = (ma.clone(), ib.id().to_string());
+    let live = tokio::spawn(async move {
+        let identity = Identity::load_or_create(ma2.root()).unwrap();
+        sqlite_vector_sync::sync_live(
+            ma2,
+            &identity,
+            addr,
+            &ib_id,
+            &Selection::Names(vec!["live".into()]),
+            std::time::Duration::from_millis(5),
+            std::time::Duration::from_millis(500),
+            async {
+                let _ = live_rx.await;
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    });
+    while !(mb.exists("live").unwrap() && mb.open_shard("live").unwrap().get("seed").is_ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let on_b = mb.open_shard("live").unwrap();
+    let mut lat = Vec::new();
+    for (i, v) in vectors(rounds.max(20) * 3, dim, 77).into_iter().enumerate() {
+        let id = format!("l{i}");
+        let t = Instant::now();
+        live_shard
+            .insert(NewItem::new(v).with_id(id.clone()))
+            .unwrap();
+        while on_b.get(&id).is_err() {
+            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(std::time::Duration::from_millis(13)).await;
+    }
+    println!(
+        "live: a commit on A readable on B after p50 {:.1} ms, p99 {:.1} ms ({} commits)",
+        pct(&mut lat.clone(), 50.0),
+        pct(&mut lat, 99.0),
+        lat.len()
+    );
+    let _ = live_stop.send(());
+    live.await.unwrap();
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }

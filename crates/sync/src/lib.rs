@@ -16,5 +16,6 @@ pub use proto::{Config, Grant, Outcome, ProtoError, Session, Store};
 pub mod transport;
 
 pub use transport::{
-    sync_once, Direction, Identity, Report, Selection, Server, SyncError, TrustList, TrustedPeer,
+    sync_live, sync_once, Direction, Identity, Report, Selection, Server, SyncError, TrustList,
+    TrustedPeer,
 };

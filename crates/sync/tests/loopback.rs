@@ -249,3 +249,63 @@ async fn two_roots_converge_and_strangers_get_nothing() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sync_carries_each_commit_and_the_peers() {
+    let (a, b) = (root(), root());
+    trust(&a, &b.identity, &[], false);
+    trust(&b, &a.identity, &[], false);
+    fill(&a.manager, "live", 3, 0);
+    let server = serve(&b);
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let (ma, id_b, addr) = (a.manager.clone(), b.identity.id().to_string(), server.addr);
+    let rounds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = rounds.clone();
+    let live = tokio::spawn(async move {
+        let identity = Identity::load_or_create(ma.root()).unwrap();
+        sqlite_vector_sync::sync_live(
+            ma,
+            &identity,
+            addr,
+            &id_b,
+            &Selection::Prefix(String::new()),
+            std::time::Duration::from_millis(5),
+            std::time::Duration::from_millis(200),
+            async {
+                let _ = rx.await;
+            },
+            move |_| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let arrives = |m: Arc<ShardManager>, id: String| async move {
+        for _ in 0..2000 {
+            if m.exists("live").unwrap() && m.open_shard("live").unwrap().get(&id).is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("{id} never arrived");
+    };
+    arrives(b.manager.clone(), "live-0".into()).await;
+    // Each commit on a arrives on b; b's commits arrive on a.
+    let sa = a.manager.open_shard("live").unwrap();
+    for i in 10..15u64 {
+        sa.insert(NewItem::new(vector(i, 16)).with_id(format!("n{i}")))
+            .unwrap();
+        arrives(b.manager.clone(), format!("n{i}")).await;
+    }
+    let sb = b.manager.open_shard("live").unwrap();
+    sb.insert(NewItem::new(vector(99, 16)).with_id("from-b"))
+        .unwrap();
+    arrives(a.manager.clone(), "from-b".into()).await;
+    // Idle: the rounds stop moving changes, and stopping ends it cleanly.
+    let _ = stop.send(());
+    live.await.unwrap();
+    assert!(rounds.load(std::sync::atomic::Ordering::Relaxed) >= 6);
+    assert_eq!(dump(&a.manager, "live"), dump(&b.manager, "live"));
+    server.stop().await;
+}

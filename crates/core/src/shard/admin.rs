@@ -350,6 +350,17 @@ impl Shard {
         .collect()
     }
 
+    /// The shard's head: its highest committed local version (`seq`), by this or any other
+    /// process (one indexed lookup). It moves with every write: how a live sync notices
+    /// commits.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`].
+    pub fn head(&self) -> Result<i64> {
+        let reader = self.reader()?;
+        max_seq(reader.db())
+    }
+
     /// The shard's sync state (site id, head, cursors, digest of its live items), read in one
     /// snapshot. The digest scans the live items' versions (about 0.2 µs per item).
     ///

@@ -429,6 +429,124 @@ pub async fn sync_once(
     Ok(report)
 }
 
+/// Keeps syncing the shards `selection` names with the node `peer_id` at `addr` until `stop`
+/// completes: one connection (re-made after a loss, every second); a shard whose head moves
+/// (a commit here, by any process) is synced both ways within `poll` (checked every `poll`);
+/// every shard is synced both ways every `pull_every` to take the peer's commits (run `live`
+/// on both sides for real-time both ways). `on_round` sees each round's report.
+///
+/// # Errors
+/// [`SyncError::InvalidArgument`] for a bad node id. Connection losses are retried.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_live(
+    manager: Arc<ShardManager>,
+    identity: &Identity,
+    addr: SocketAddr,
+    peer_id: &str,
+    selection: &Selection,
+    poll: Duration,
+    pull_every: Duration,
+    stop: impl Future<Output = ()>,
+    mut on_round: impl FnMut(&Report),
+) -> Result<(), SyncError> {
+    let peer_id = parse_node_id(peer_id)?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("address")
+    } else {
+        "0.0.0.0:0".parse().expect("address")
+    };
+    let mut endpoint = Endpoint::client(bind)?;
+    endpoint.set_default_client_config(tls::client_config(identity, &peer_id)?);
+    tokio::pin!(stop);
+    let mut heads: BTreeMap<String, i64> = BTreeMap::new();
+    'connect: loop {
+        let conn = tokio::select! {
+            () = &mut stop => break,
+            c = async { endpoint.connect(addr, "sqlite-vector-peer").map_err(conn_error)?.await.map_err(conn_error) } => c,
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("live sync: {e}; retrying in 1 s");
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        let mut last_full = None::<Instant>;
+        loop {
+            let full = last_full.is_none_or(|t: Instant| t.elapsed() >= pull_every);
+            let selected = if full {
+                selection.clone()
+            } else {
+                // Only the shards whose head moved since their last sync.
+                let moved = tokio::task::block_in_place(|| {
+                    let head = |name: &str| manager.open_shard(name).and_then(|s| s.head());
+                    heads
+                        .iter()
+                        .filter(|(name, seen)| head(name).is_ok_and(|h| h != **seen))
+                        .map(|(name, _)| name.clone())
+                        .collect::<Vec<_>>()
+                });
+                Selection::Names(moved)
+            };
+            if !matches!(&selected, Selection::Names(n) if n.is_empty()) {
+                let t0 = Instant::now();
+                match sync_on(
+                    &conn,
+                    manager.clone(),
+                    Direction::Both,
+                    &selected,
+                    Config::default(),
+                )
+                .await
+                {
+                    Ok(mut report) => {
+                        report.ms = t0.elapsed().as_secs_f64() * 1e3;
+                        // The heads after the round: this side's own applied changes moved
+                        // them too, and must not trigger another round.
+                        tokio::task::block_in_place(|| {
+                            let prefix = match selection {
+                                Selection::Prefix(p) => Some(p.as_str()),
+                                Selection::Names(_) => None,
+                            };
+                            for info in manager.list(prefix).unwrap_or_default() {
+                                if let Selection::Names(n) = selection {
+                                    if !n.contains(&info.name) {
+                                        continue;
+                                    }
+                                }
+                                let head = manager.open_shard(&info.name).and_then(|s| s.head());
+                                if let Ok(h) = head {
+                                    heads.insert(info.name, h);
+                                }
+                            }
+                        });
+                        on_round(&report);
+                    }
+                    Err(e) => {
+                        tracing::warn!("live sync: {e}; reconnecting");
+                        continue 'connect;
+                    }
+                }
+                if full {
+                    last_full = Some(Instant::now());
+                }
+            }
+            tokio::select! {
+                () = &mut stop => {
+                    conn.close(0u32.into(), b"done");
+                    break 'connect;
+                }
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    Ok(())
+}
+
 async fn list_remote(
     conn: &Connection,
     selection: &Selection,
