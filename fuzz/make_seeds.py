@@ -161,3 +161,65 @@ w("mcp_session", "malformed", 'not json\n[]\n{"jsonrpc":"1.0","id":1,"method":"x
             {"jsonrpc": "2.0", "id": 10, "result": {}}, {"jsonrpc": "2.0", "id": 11, "method": "nope"}))
 w("mcp_session", "notification_first",
   session({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}, INIT, INITED))
+
+
+# sync_frames: a dimension byte, then frames as a peer sends them (kind u8, length u32 LE,
+# payload; crates/sync/src/proto/frame.rs).
+def frame(kind, payload):
+    return bytes([kind]) + struct.pack("<I", len(payload)) + payload
+
+
+def s16(text):
+    b = text.encode()
+    return struct.pack("<H", len(b)) + b
+
+
+def s32(text):
+    b = text.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def profile(dim=3, metric=2, model=None, fields=()):
+    p = struct.pack("<IB", dim, metric)
+    p += b"\x00" if model is None else b"\x01" + s16(model)
+    p += bytes([len(fields)]) + b"".join(s16(f) for f in fields)
+    return p
+
+
+def hello(shard="notes", dim=3, cursors=()):
+    p = struct.pack("<HB", 1, 3) + s16(shard) + profile(dim, 1, "minilm", ["title"])
+    p += bytes(range(16)) + struct.pack("<qQQ", 42, 0xDEADBEEF, 7)
+    p += struct.pack("<I", len(cursors)) + b"".join(bytes([c] * 16) + struct.pack("<q", v) for c, v in cursors)
+    return frame(1, p)
+
+
+def change(id_, cl, hlc, vector=None, meta=None, text=None):
+    flags = (1 if vector is not None else 0) | (2 if meta is not None else 0) | (4 if text is not None else 0)
+    c = s16(id_) + struct.pack("<q", hlc) + bytes([9] * 16) + struct.pack("<qB", cl, flags)
+    if vector is not None:
+        c += f32s(vector)
+    if meta is not None:
+        c += s32(meta)
+    if text is not None:
+        c += s32(text)
+    return c
+
+
+def chunk(changes, frm=0, to=None):
+    body = b"".join(changes)
+    to = len(changes) if to is None else to
+    return frame(2, struct.pack("<qqIBI", frm, to, len(changes), 0, len(body)) + body)
+
+
+DIM3 = bytes([2])  # 1 + 2 % 16 = 3
+w("sync_frames", "hello", DIM3 + hello(cursors=[(5, 10)]))
+w("sync_frames", "chunk", DIM3 + chunk([
+    change("a", 1, 1 << 20, [0.5, -1.0, 2.0], '{"title":"x"}', "hello"),
+    change("b", 2, 2 << 20),
+    change("c", 3, 3 << 20, [float("nan"), 0.0, 1.0]),
+]))
+w("sync_frames", "ack_done_fin", DIM3 + frame(3, struct.pack("<q", 3)) + frame(4, struct.pack("<qq", 3, 5))
+  + frame(5, struct.pack("<QqQ", 1, 5, 2)))
+w("sync_frames", "list_shards_reject", DIM3 + frame(7, s16("team/") + struct.pack("<I", 1) + s16("team/a"))
+  + frame(8, struct.pack("<I", 1) + s16("team/a") + profile()) + frame(6, b"\x02" + s16("profiles differ")))
+w("sync_frames", "lying_chunk", DIM3 + frame(2, struct.pack("<qqIBI", 0, 1, 1000, 1, 1 << 30) + b"\x28\xb5\x2f\xfd"))

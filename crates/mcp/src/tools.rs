@@ -632,8 +632,13 @@ struct Inner {
 impl SqliteVectorServer {
     /// A server over `manager`, embedding text with `embedder`, bounded by `limits`.
     pub fn new(manager: ShardManager, embedder: Arc<dyn Embedder>, limits: ServerLimits) -> Self {
-        let tools = TOOLS.iter().map(tool_definition).collect();
-        let by_name = TOOLS.iter().enumerate().map(|(i, t)| (t.name, i)).collect();
+        // Without the `sync` feature the sync tool is absent (not listed, unknown if called).
+        let specs: Vec<&ToolSpec> = TOOLS
+            .iter()
+            .filter(|t| cfg!(feature = "sync") || t.name != "sync")
+            .collect();
+        let tools = specs.iter().map(|t| tool_definition(t)).collect();
+        let by_name = specs.iter().enumerate().map(|(i, t)| (t.name, i)).collect();
         SqliteVectorServer {
             inner: Arc::new(Inner {
                 manager: Arc::new(manager),
@@ -731,6 +736,7 @@ impl Inner {
             "shard_list" => self.shard_list(parse(name, args)?),
             "shard_stats" => self.shard_stats(parse(name, args)?),
             "shard_drop" => self.shard_drop(parse(name, args)?),
+            #[cfg(feature = "sync")]
             "sync" => self.sync(parse(name, args)?),
             "insert" => {
                 let a: InsertArgs = parse(name, args)?;
@@ -993,6 +999,7 @@ or create a text shard with shard_create without `dim`"
         })
     }
 
+    #[cfg(feature = "sync")]
     fn sync(&self, a: SyncArgs) -> ToolResult<Value> {
         use sqlite_vector_sync::{Direction, Selection, SyncError};
         let addr = std::net::ToSocketAddrs::to_socket_addrs(&a.peer)
@@ -1312,7 +1319,10 @@ mod tests {
     fn every_tool_has_schemas_annotations_and_an_example() {
         let dir = tempfile::tempdir().unwrap();
         let s = server(dir.path());
-        assert_eq!(s.tools().len(), TOOLS.len());
+        assert_eq!(
+            s.tools().len(),
+            TOOLS.len() - usize::from(!cfg!(feature = "sync"))
+        );
         for t in s.tools() {
             let v = serde_json::to_value(t).unwrap();
             assert_eq!(v["inputSchema"]["type"], "object", "{v}");
@@ -1475,6 +1485,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "sync")]
     #[test]
     fn the_sync_tool_pulls_from_and_pushes_to_a_trusted_peer() {
         use sqlite_vector_sync::{Identity, Server, TrustList, TrustedPeer};

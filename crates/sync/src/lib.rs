@@ -13,8 +13,10 @@
 pub mod proto;
 
 pub use proto::{Config, Grant, Outcome, ProtoError, Session, Store};
+#[cfg(feature = "transport")]
 pub mod transport;
 
+#[cfg(feature = "transport")]
 pub use transport::{
     sync_live, sync_once, Direction, Identity, Report, Selection, Server, SyncError, TrustList,
     TrustedPeer,
