@@ -367,7 +367,7 @@ pub struct Report {
     pub bytes_sent: u64,
     /// See `bytes_sent`.
     pub bytes_received: u64,
-    /// Wall time, ms (connection included).
+    /// Wall time, ms: connection, TLS handshake and every session (not the connection's close).
     pub ms: f64,
     /// Shards that failed, with why.
     pub failures: BTreeMap<String, String>,
@@ -419,13 +419,16 @@ pub async fn sync_once(
             )),
             e => e,
         });
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
     let stats = conn.stats();
+    // The close frame goes out at once; the endpoint is not waited for (its draining period,
+    // three probe timeouts, ≈ 80 ms on loopback, is the peer's business).
     conn.close(0u32.into(), b"done");
-    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(5), endpoint.wait_idle()).await;
     let mut report = result?;
     report.bytes_sent = stats.udp_tx.bytes;
     report.bytes_received = stats.udp_rx.bytes;
-    report.ms = t0.elapsed().as_secs_f64() * 1e3;
+    report.ms = ms;
     Ok(report)
 }
 
@@ -477,20 +480,41 @@ pub async fn sync_live(
         let mut last_full = None::<Instant>;
         loop {
             let full = last_full.is_none_or(|t: Instant| t.elapsed() >= pull_every);
-            let selected = if full {
-                selection.clone()
-            } else {
-                // Only the shards whose head moved since their last sync.
-                let moved = tokio::task::block_in_place(|| {
-                    let head = |name: &str| manager.open_shard(name).and_then(|s| s.head());
-                    heads
+            // The heads before the round: a commit made while it runs moves the head past
+            // them and gets a round of its own (as do the changes the round applies here,
+            // once: that round sends nothing).
+            let head = |name: &str| manager.open_shard(name).and_then(|s| s.head());
+            let (selected, before) = tokio::task::block_in_place(|| {
+                if full {
+                    let prefix = match selection {
+                        Selection::Prefix(p) => Some(p.as_str()),
+                        Selection::Names(_) => None,
+                    };
+                    let before: BTreeMap<String, i64> = manager
+                        .list(prefix)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|i| match selection {
+                            Selection::Names(n) => n.contains(&i.name),
+                            Selection::Prefix(_) => true,
+                        })
+                        .filter_map(|i| head(&i.name).ok().map(|h| (i.name, h)))
+                        .collect();
+                    (selection.clone(), before)
+                } else {
+                    // Only the shards whose head moved since their last round.
+                    let before: BTreeMap<String, i64> = heads
                         .iter()
-                        .filter(|(name, seen)| head(name).is_ok_and(|h| h != **seen))
-                        .map(|(name, _)| name.clone())
-                        .collect::<Vec<_>>()
-                });
-                Selection::Names(moved)
-            };
+                        .filter_map(|(name, seen)| {
+                            head(name)
+                                .ok()
+                                .filter(|h| h != seen)
+                                .map(|h| (name.clone(), h))
+                        })
+                        .collect();
+                    (Selection::Names(before.keys().cloned().collect()), before)
+                }
+            });
             if !matches!(&selected, Selection::Names(n) if n.is_empty()) {
                 let t0 = Instant::now();
                 match sync_on(
@@ -504,25 +528,7 @@ pub async fn sync_live(
                 {
                     Ok(mut report) => {
                         report.ms = t0.elapsed().as_secs_f64() * 1e3;
-                        // The heads after the round: this side's own applied changes moved
-                        // them too, and must not trigger another round.
-                        tokio::task::block_in_place(|| {
-                            let prefix = match selection {
-                                Selection::Prefix(p) => Some(p.as_str()),
-                                Selection::Names(_) => None,
-                            };
-                            for info in manager.list(prefix).unwrap_or_default() {
-                                if let Selection::Names(n) = selection {
-                                    if !n.contains(&info.name) {
-                                        continue;
-                                    }
-                                }
-                                let head = manager.open_shard(&info.name).and_then(|s| s.head());
-                                if let Ok(h) = head {
-                                    heads.insert(info.name, h);
-                                }
-                            }
-                        });
+                        heads.extend(before);
                         on_round(&report);
                     }
                     Err(e) => {
