@@ -117,6 +117,32 @@ fn npy_shape_elements(header: &[u8]) -> Result<u64, String> {
     Ok(n)
 }
 
+/// Deepest bracket nesting a `.npy` header may have: the dict, a structured dtype's list, its
+/// field tuples and their shape tuples.
+const NPY_MAX_DEPTH: usize = 4;
+
+/// Refuses a `.npy` header whose brackets nest deeper than [`NPY_MAX_DEPTH`]: npyz's header
+/// parser backtracks, and takes exponential time in the depth (found by fuzzing: 20 `[` took
+/// longer than the fuzzer's timeout).
+fn npy_header_depth(header: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'[' | b'(' | b'{' => {
+                depth += 1;
+                if depth > NPY_MAX_DEPTH {
+                    return Err(format!(
+                        "the .npy header nests brackets deeper than {NPY_MAX_DEPTH}"
+                    ));
+                }
+            }
+            b']' | b')' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads a 2-D (or 1-D, as one column) array from `reader`, a file of `len` bytes. Every size
 /// is bounded by `len` before anything is allocated.
 fn read_matrix<T: npyz::Deserialize, R: Read>(
@@ -148,6 +174,7 @@ fn read_matrix<T: npyz::Deserialize, R: Read>(
         .map_err(io)?;
     let header_end = usize::try_from(data_offset).map_or(prefix.len(), |e| e.min(prefix.len()));
     npy_shape_elements(&prefix[..header_end]).map_err(fmt)?;
+    npy_header_depth(&prefix[..header_end]).map_err(fmt)?;
     let npy = npyz::NpyFile::new(std::io::Cursor::new(prefix).chain(reader))
         .map_err(|e| fmt(format!("bad .npy header: {e}")))?;
     if npy.order() != npyz::Order::C {
@@ -602,6 +629,35 @@ mod tests {
                 Err(DatasetError::Format { .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_deeply_nested_npy_header_is_refused_at_once() {
+        // The fuzzer's input (a timeout in npyz's backtracking parser): a v2 header opening
+        // twenty lists.
+        let bytes: &[u8] = &[
+            147, 78, 85, 77, 80, 89, 2, 0, 116, 0, 0, 0, 123, 91, 91, 91, 91, 91, 91, 91, 91, 91,
+            91, 91, 91, 91, 91, 91, 91, 91, 91, 91, 91, 91, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+            32, 32, 32, 32, 32, 39, 39, 39, 99, 121, 39, 58, 32, 39, 60, 105, 52, 39, 44, 32, 39,
+            102, 111, 114, 116, 88, 114, 98, 98, 98, 98, 98, 98, 98, 97, 110, 95, 111, 114, 100,
+            101, 114, 39, 58, 32, 70, 97, 108, 115, 101, 44, 32, 39, 115, 104, 97, 112, 101, 39,
+            58, 32, 40, 51, 44, 32, 49, 41, 44, 32, 125, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+            32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+            32, 32, 32, 32, 32, 127, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 7, 0, 0, 0, 0,
+            0,
+        ];
+        let t = std::time::Instant::now();
+        match read_i32_bytes(bytes, "nested") {
+            Err(DatasetError::Format { reason, .. }) => {
+                assert!(reason.contains("nests brackets deeper"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        // A valid header nests two levels: still read.
+        let values: Vec<u8> = [1i32, 2].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let m = read_i32_bytes(&npy("<i4", "(2, 1)", &values), "ok").unwrap();
+        assert_eq!((m.rows, m.cols), (2, 1));
     }
 
     #[test]
