@@ -188,7 +188,7 @@ def profile(dim=3, metric=2, model=None, fields=()):
 
 def hello(shard="notes", dim=3, cursors=()):
     p = struct.pack("<HB", 1, 3) + s16(shard) + profile(dim, 1, "minilm", ["title"])
-    p += bytes(range(16)) + struct.pack("<qQQ", 42, 0xDEADBEEF, 7)
+    p += bytes(range(16)) + struct.pack("<qQQq", 42, 0xDEADBEEF, 7, 3)
     p += struct.pack("<I", len(cursors)) + b"".join(bytes([c] * 16) + struct.pack("<q", v) for c, v in cursors)
     return frame(1, p)
 

@@ -242,7 +242,8 @@ fn one_shot(a: OneShot, direction: Direction) -> CliResult {
     } else {
         println!(
             "{} shard(s): {} change(s) sent, {} received ({} applied), {} converged; {} B sent, \
-             {} B received, {:.1} ms",
+             {} B received, {:.1} ms; {} snapshot(s) received, {} sent; {} tombstone(s) \
+             collected",
             report.shards,
             report.sent,
             report.received,
@@ -250,8 +251,18 @@ fn one_shot(a: OneShot, direction: Direction) -> CliResult {
             report.converged,
             report.bytes_sent,
             report.bytes_received,
-            report.ms
+            report.ms,
+            report.snapshots.0,
+            report.snapshots.1,
+            report.collected
         );
+        if report.held_back > 0 {
+            eprintln!(
+                "{} shard(s) sent nothing: this root is behind the peer's tombstone collection \
+                 and must take a snapshot first (pull, or sync both)",
+                report.held_back
+            );
+        }
         for (shard, why) in &report.failures {
             eprintln!("{shard}: {why}");
         }

@@ -188,6 +188,30 @@ pub struct SiteCursor {
     pub seq: i64,
 }
 
+/// How far a sync peer has applied this shard's changes ([`crate::WriteTx::set_peer_ack`]):
+/// what tombstone collection waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerAck {
+    /// The peer shard's site id.
+    pub site_id: SiteId,
+    /// The peer's node (its identity in the transport's trust list), when known.
+    pub node: Option<String>,
+    /// This shard's local version (`seq`) up to which the peer holds its changes.
+    pub acked: i64,
+    /// When the peer last said so (Unix ms, the shard's clock).
+    pub seen_ms: i64,
+}
+
+/// What a tombstone collection did ([`crate::Shard::collect_tombstones`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Collected {
+    /// Tombstones deleted.
+    pub removed: u64,
+    /// The collection's bound after it: tombstones stamped at or below this local version are
+    /// gone, and a peer whose cursor is below it needs a snapshot.
+    pub horizon: i64,
+}
+
 /// A shard's sync state, read in one snapshot ([`crate::Shard::sync_state`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncState {
@@ -202,6 +226,12 @@ pub struct SyncState {
     pub digest: u64,
     /// Live items.
     pub live: u64,
+    /// The tombstone collection's bound: tombstones stamped at or below this local version may
+    /// be gone (0: none was collected). A peer whose cursor for this shard is below it needs a
+    /// snapshot, not a delta.
+    pub horizon: i64,
+    /// What each sync peer has acknowledged of this shard's changes, by site id.
+    pub peers: Vec<PeerAck>,
 }
 
 /// One live item's contribution to a shard's sync digest: a 64-bit hash of its id and version

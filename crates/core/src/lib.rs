@@ -76,7 +76,7 @@ pub mod shard;
 pub mod sqlfn;
 mod topk;
 
-pub use change::{Applied, Change, SiteCursor, SiteHead, SiteId, SyncState};
+pub use change::{Applied, Change, Collected, PeerAck, SiteCursor, SiteHead, SiteId, SyncState};
 pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;

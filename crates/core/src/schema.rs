@@ -27,6 +27,9 @@
 //!   `sync_seen`, the highest HLC received from each other site.
 //! * [`CREATE_SYNC_CURSOR`] (created by the first sync cursor): `sync_cursor`, how far the
 //!   changes of each other shard have been applied here.
+//! * [`CREATE_SYNC_PEER`] (created by the first peer acknowledgement): `sync_peer`, how far
+//!   each sync peer has applied this shard's changes, for tombstone collection (whose bound is
+//!   the `meta` row `gc_horizon`).
 //! * [`CREATE_HNSW_TABLES`] (only with an index): the graph's header and node records.
 //!
 //! The two optional tables need no format-version bump: a build that does not know them leaves
@@ -313,6 +316,68 @@ pub const CHANGE_FEED_VIA: &str = "SELECT i.id, i.seq, i.hlc, i.site_id, i.cl, i
      json(i.metadata), i.text, v.site FROM items i \
      LEFT JOIN sync_via v ON v.rowid = i.rowid AND v.seq = i.seq \
      WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2";
+
+/// What each sync peer has acknowledged of this shard's change feed: for the peer shard with
+/// site id `site_id`, on the node `node` (its identity, when the transport knows it), every
+/// local version up to `acked` is committed there (its sync cursor for this shard, as its
+/// hello or its acks said), last heard from at `seen_ms` (Unix ms, the shard's clock).
+/// Tombstones every member has acknowledged may be collected ([`COLLECT_TOMBSTONES`]).
+/// Created by the first acknowledgement.
+pub const CREATE_SYNC_PEER: &str = "CREATE TABLE IF NOT EXISTS sync_peer (
+    site_id BLOB PRIMARY KEY NOT NULL,
+    acked   INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    node    TEXT
+) WITHOUT ROWID";
+
+/// Whether the `sync_peer` table exists.
+pub const SYNC_PEER_EXISTS: &str =
+    "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'sync_peer'";
+
+/// Records that peer `?1` (on node `?4`, or NULL) has acknowledged up to `?2`, heard from at
+/// `?3` (it may move back: the peer restored an older copy).
+pub const SYNC_PEER_SET: &str = "INSERT INTO sync_peer (site_id, acked, seen_ms, node) \
+     VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (site_id) DO UPDATE SET acked = excluded.acked, seen_ms = excluded.seen_ms, \
+     node = coalesce(excluded.node, node)";
+
+/// Every peer's acknowledgement, by site id.
+pub const SYNC_PEER_ALL: &str =
+    "SELECT site_id, acked, seen_ms, node FROM sync_peer ORDER BY site_id";
+
+/// The tombstones stamped in `(?1, ?2]`: how many, their highest HLC and causal length.
+pub const TOMBSTONES_IN: &str =
+    "SELECT count(*), coalesce(max(hlc), 0), coalesce(max(cl), 0) FROM items \
+     WHERE seq > ?1 AND seq <= ?2 AND cl % 2 = 0";
+
+/// Forgets which peer delivered the tombstones stamped in `(?1, ?2]` (before
+/// [`COLLECT_TOMBSTONES`]).
+pub const SYNC_VIA_FORGET_TOMBSTONES: &str = "DELETE FROM sync_via WHERE rowid IN \
+     (SELECT rowid FROM items WHERE seq > ?1 AND seq <= ?2 AND cl % 2 = 0)";
+
+/// Deletes the tombstones stamped in `(?1, ?2]` (sync's tombstone collection: every peer has
+/// them). A tombstone stamped at or below an earlier collection's bound cannot exist: a later
+/// delete stamps a new `seq`.
+pub const COLLECT_TOMBSTONES: &str =
+    "DELETE FROM items WHERE seq > ?1 AND seq <= ?2 AND cl % 2 = 0";
+
+/// The `meta` key of the tombstone collection's bound: tombstones stamped at or below this
+/// local version may have been collected (a peer whose cursor is below it needs a snapshot).
+pub const META_GC_HORIZON: &str = "gc_horizon";
+/// The `meta` key of the highest causal length among collected tombstones: a local insert
+/// under an id with no row starts above it (the id may be one whose tombstone was collected).
+pub const META_GC_CL: &str = "gc_cl";
+/// The `meta` key of the highest HLC among collected tombstones (the clock never goes back
+/// below it after a reopen).
+pub const META_GC_HLC: &str = "gc_hlc";
+
+/// Every live item's id and local version, with the sync peer that delivered its current
+/// version (`NULL`: made here, or before the mark), for a snapshot's reconciliation.
+pub const LIVE_HELD: &str = "SELECT i.id, i.seq, i.site_id, v.site FROM items i \
+     LEFT JOIN sync_via v ON v.rowid = i.rowid AND v.seq = i.seq WHERE i.cl % 2 = 1";
+
+/// [`LIVE_HELD`] for a shard without `sync_via`.
+pub const LIVE_HELD_NO_VIA: &str = "SELECT id, seq, site_id, NULL FROM items WHERE cl % 2 = 1";
 
 /// The version of every live item, for the sync digest.
 pub const LIVE_VERSIONS: &str = "SELECT id, cl, hlc, site_id FROM items WHERE cl % 2 = 1";

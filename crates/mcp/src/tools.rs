@@ -305,6 +305,14 @@ pub struct SyncOut {
     pub bytes_received: u64,
     /// Wall time, ms.
     pub ms: f64,
+    /// Snapshots received: shards that were behind the peer's tombstone collection and took
+    /// every item it holds instead of a delta.
+    pub snapshots_received: usize,
+    /// Tombstones collected here (every trusted peer of the shard holds them).
+    pub collected: u64,
+    /// Shards whose changes were not sent: this root must take a snapshot first (`pull` or
+    /// `both`).
+    pub held_back: usize,
     /// Shards that failed, with why.
     pub failures: std::collections::BTreeMap<String, String>,
 }
@@ -1053,6 +1061,9 @@ or create a text shard with shard_create without `dim`"
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             ms: r.ms,
+            snapshots_received: r.snapshots.0,
+            collected: r.collected,
+            held_back: r.held_back,
             failures: r.failures,
         })
     }

@@ -12,7 +12,7 @@
 
 pub mod proto;
 
-pub use proto::{Config, Grant, Outcome, ProtoError, Session, Store};
+pub use proto::{Config, Grant, Outcome, ProtoError, Session, ShardStore, Store};
 #[cfg(feature = "transport")]
 pub mod transport;
 

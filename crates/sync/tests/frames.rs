@@ -9,7 +9,7 @@ use sqlite_vector_sync::proto::frame::{
     build_chunk, open_chunk, Chunk, Frame, Hello, RejectCode, WireProfile, HEADER_BYTES,
     MAX_FRAME_BYTES,
 };
-use sqlite_vector_sync::proto::{Config, Decoder, Grant, ProtoError, Session};
+use sqlite_vector_sync::proto::{Config, Decoder, Grant, ProtoError, Session, ShardStore};
 
 fn change(id: String, cl: i64, hlc: i64, vector: Option<Vec<f32>>, text: Option<String>) -> Change {
     Change {
@@ -61,10 +61,16 @@ fn frames() -> impl Strategy<Value = Frame> {
             1u32..2000,
             proptest::option::of("[a-z-]{0,12}"),
             proptest::collection::vec((any::<[u8; 16]>(), any::<i64>()), 0..5),
-            any::<(bool, bool, i64, u64, u64)>(),
+            any::<(bool, bool, i64, u64, u64, i64)>(),
         )
             .prop_map(
-                |(shard, dimension, model, cursors, (send, receive, head, digest, live))| {
+                |(
+                    shard,
+                    dimension,
+                    model,
+                    cursors,
+                    (send, receive, head, digest, live, horizon),
+                )| {
                     Frame::Hello(Hello {
                         version: 1,
                         send,
@@ -80,6 +86,7 @@ fn frames() -> impl Strategy<Value = Frame> {
                         head,
                         digest,
                         live,
+                        horizon,
                         cursors: cursors.into_iter().map(|(s, v)| (SiteId(s), v)).collect(),
                     })
                 }
@@ -245,7 +252,7 @@ fn respond(a: &mut Session, b: &Shard, grant: Grant) -> Result<Session, (Session
     let Some(Frame::Hello(h)) = a.poll_transmit() else {
         panic!("first frame is a hello")
     };
-    match Session::respond(h, b, grant, Config::default()) {
+    match Session::respond(h, &ShardStore::bare(b), grant, Config::default()) {
         (s, Ok(())) => Ok(s),
         (s, Err(e)) => Err((s, e)),
     }
@@ -262,7 +269,8 @@ fn sessions_refuse_other_profiles_versions_and_ungranted_peers() {
     a.insert(NewItem::new(vec![1.0, 0.0, 0.0]).with_id("x"))
         .unwrap();
     // Another dimension: both values named, a reject queued, nothing sent.
-    let mut s = Session::initiate("s", &a, true, true, Config::default()).unwrap();
+    let mut s =
+        Session::initiate("s", &ShardStore::bare(&a), true, true, Config::default()).unwrap();
     let (mut r, e) = respond(&mut s, &b, ALL).unwrap_err();
     assert!(
         e.to_string().contains("dimension 4 here, 3 at the peer"),
@@ -278,7 +286,8 @@ fn sessions_refuse_other_profiles_versions_and_ungranted_peers() {
     assert!(r.poll_transmit().is_none());
     // Another metric.
     let c = shard(3, Metric::L2);
-    let mut s = Session::initiate("s", &a, true, true, Config::default()).unwrap();
+    let mut s =
+        Session::initiate("s", &ShardStore::bare(&a), true, true, Config::default()).unwrap();
     let (_, e) = respond(&mut s, &c, ALL).unwrap_err();
     assert!(
         e.to_string().contains("metric l2 here, cosine at the peer"),
@@ -286,7 +295,8 @@ fn sessions_refuse_other_profiles_versions_and_ungranted_peers() {
     );
     // A peer without a grant to push, or to pull: refused before any change is read.
     let d = shard(3, Metric::Cosine);
-    let mut s = Session::initiate("s", &a, true, false, Config::default()).unwrap();
+    let mut s =
+        Session::initiate("s", &ShardStore::bare(&a), true, false, Config::default()).unwrap();
     let (mut r, e) = respond(
         &mut s,
         &d,
@@ -304,7 +314,8 @@ fn sessions_refuse_other_profiles_versions_and_ungranted_peers() {
             ..
         })
     ));
-    let mut s = Session::initiate("s", &d, false, true, Config::default()).unwrap();
+    let mut s =
+        Session::initiate("s", &ShardStore::bare(&d), false, true, Config::default()).unwrap();
     let (mut r, _) = respond(
         &mut s,
         &a,
@@ -319,12 +330,13 @@ fn sessions_refuse_other_profiles_versions_and_ungranted_peers() {
     };
     assert!(r.poll_transmit().is_none(), "no chunk after a reject");
     // Another protocol version.
-    let mut s = Session::initiate("s", &a, true, true, Config::default()).unwrap();
+    let mut s =
+        Session::initiate("s", &ShardStore::bare(&a), true, true, Config::default()).unwrap();
     let Some(Frame::Hello(mut h)) = s.poll_transmit() else {
         panic!()
     };
     h.version = 99;
-    let (_, r) = Session::respond(h, &d, ALL, Config::default());
+    let (_, r) = Session::respond(h, &ShardStore::bare(&d), ALL, Config::default());
     let e = r.unwrap_err();
     assert!(
         e.to_string()
@@ -339,12 +351,13 @@ fn a_chunk_with_a_bad_change_is_refused_and_stores_nothing() {
     let (a, b) = (shard(3, Metric::Cosine), shard(3, Metric::Cosine));
     a.insert(NewItem::new(vec![1.0, 0.0, 0.0]).with_id("x"))
         .unwrap();
-    let mut s = Session::initiate("s", &a, true, false, Config::default()).unwrap();
+    let mut s =
+        Session::initiate("s", &ShardStore::bare(&a), true, false, Config::default()).unwrap();
     let mut r = respond(&mut s, &b, ALL).unwrap();
     let Some(Frame::Hello(h)) = r.poll_transmit() else {
         panic!()
     };
-    s.handle(Frame::Hello(h), &a).unwrap();
+    s.handle(Frame::Hello(h), &ShardStore::bare(&a)).unwrap();
     let Some(Frame::Chunk(good)) = s.poll_transmit() else {
         panic!("a chunk")
     };
@@ -354,7 +367,9 @@ fn a_chunk_with_a_bad_change_is_refused_and_stores_nothing() {
         change("nan".into(), 1, 5, Some(vec![f32::NAN, 1.0, 0.0]), None),
     ];
     let forged = build_chunk(&bad, good.from, good.to).unwrap();
-    let e = r.handle(Frame::Chunk(forged), &b).unwrap_err();
+    let e = r
+        .handle(Frame::Chunk(forged), &ShardStore::bare(&b))
+        .unwrap_err();
     assert!(matches!(e, ProtoError::Store(_)), "{e}");
     assert_eq!(b.len(), 0);
     assert!(

@@ -200,6 +200,25 @@ async fn two_roots_converge_and_strangers_get_nothing() {
     // An idle sync sends no change.
     let r = sync(&a, server.addr, &id_b, Direction::Both).await.unwrap();
     assert_eq!((r.sent, r.received, r.converged), (0, 0, 3), "{r:?}");
+    // Each side holds the delete's tombstone until the other (its only member) has it,
+    // then collects it once a later write leaves it below the head.
+    assert_eq!(sa.stats().unwrap().tombstones, 1);
+    sa.insert(NewItem::new(vector(7001, 16)).with_id("later-a"))
+        .unwrap();
+    sb.insert(NewItem::new(vector(7002, 16)).with_id("later-b"))
+        .unwrap();
+    let r = sync(&a, server.addr, &id_b, Direction::Both).await.unwrap();
+    assert_eq!((r.sent, r.received, r.converged), (1, 1, 3), "{r:?}");
+    let r = sync(&a, server.addr, &id_b, Direction::Both).await.unwrap();
+    assert_eq!((r.sent, r.received, r.converged), (0, 0, 3), "{r:?}");
+    assert_eq!((r.snapshots, r.held_back), ((0, 0), 0), "{r:?}");
+    for s in [&sa, &sb] {
+        let st = s.stats().unwrap();
+        assert_eq!(st.tombstones, 0, "{st:?}");
+        assert!(s.sync_state().unwrap().horizon > 0);
+        assert!(s.get("shared-5000").is_err());
+    }
+    assert_eq!(dump(&a.manager, "shared"), dump(&b.manager, "shared"));
 
     // A stranger: refused in the handshake, nothing stored or read.
     let c = root();

@@ -4,12 +4,15 @@
 //! connections that lose the connection, duplicate, reorder and split frames, under random
 //! partitions. Then the network heals, a sync pass runs along a random line of the peers and
 //! back, and every shard must hold exactly what an oracle fed the same operations holds (per
-//! id, the greatest version ever made, with its register), with equal digests.
+//! id, the greatest version ever made, with its register), with equal digests. Most sessions
+//! collect the tombstones every peer holds, so peers that meet late get snapshots; a collected
+//! tombstone may be missing, a live item never.
 //!
 //! `SIM_SEEDS=n` runs n seeds (default 256); `SIM_SEED=s` replays one. A failure names its
 //! seed.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -18,7 +21,7 @@ use sqlite_vector::{
     Change, ManualClock, Metric, NewItem, OpenOptions, Profile, Shard, SiteId, Update,
 };
 use sqlite_vector_sync::proto::frame::Frame;
-use sqlite_vector_sync::proto::{Config, Decoder, Grant, Session};
+use sqlite_vector_sync::proto::{Config, Decoder, Grant, Session, ShardStore};
 
 /// SplitMix64.
 struct Rng(u64);
@@ -46,6 +49,27 @@ const IDS: usize = 8;
 struct Peer {
     shard: Shard,
     clock: Arc<ManualClock>,
+    /// Every other peer's node name: the membership tombstone collection waits for.
+    members: Vec<String>,
+}
+
+/// Peer `i`'s node name.
+fn node(i: usize) -> String {
+    format!("p{i}")
+}
+
+/// Peer `i` as a sync store, talking with peer `j`.
+fn store<'a>(peers: &'a [Peer], i: usize, j: usize, names: &'a [String]) -> ShardStore<'a> {
+    ShardStore {
+        shard: &peers[i].shard,
+        peer_node: Some(&names[j]),
+        members: &peers[i].members,
+    }
+}
+
+/// The node names of `n` peers.
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(node).collect()
 }
 
 /// An item's register and version, as a change feed shows it.
@@ -156,12 +180,35 @@ fn cfg(rng: &mut Rng) -> Config {
         chunk_changes: 1 + rng.below(4),
         chunk_bytes: 1 << 20,
         window: 1 + rng.below(3),
+        collect_tombstones: rng.chance(800),
+        peer_expiry_ms: None,
     }
+}
+
+/// Over all seeds of a run: snapshots received, items they deleted, tombstones collected.
+static SNAPSHOTS: AtomicU64 = AtomicU64::new(0);
+static SNAPSHOT_DELETES: AtomicU64 = AtomicU64::new(0);
+static COLLECTED: AtomicU64 = AtomicU64::new(0);
+
+fn count(o: &sqlite_vector_sync::Outcome) {
+    SNAPSHOTS.fetch_add(u64::from(o.snapshot_received), Ordering::Relaxed);
+    SNAPSHOT_DELETES.fetch_add(o.snapshot_deleted, Ordering::Relaxed);
+    COLLECTED.fetch_add(o.collected, Ordering::Relaxed);
+}
+
+/// The live items of a dump.
+fn live(rows: &BTreeMap<String, Row>) -> BTreeMap<String, Row> {
+    rows.iter()
+        .filter(|(_, r)| r.version.0 % 2 == 1)
+        .map(|(k, r)| (k.clone(), r.clone()))
+        .collect()
 }
 
 impl Link {
     fn open(a: usize, b: usize, peers: &[Peer], send: bool, receive: bool, rng: &mut Rng) -> Link {
-        let mut init = Session::initiate("s", &peers[a].shard, send, receive, cfg(rng)).unwrap();
+        let names = names(peers.len());
+        let mut init =
+            Session::initiate("s", &store(peers, a, b, &names), send, receive, cfg(rng)).unwrap();
         let mut to_b = VecDeque::new();
         packets(&mut init, &mut to_b, rng);
         Link {
@@ -198,7 +245,8 @@ impl Link {
                     Ok(None) => break,
                     Err(e) => return Step::Closed(format!("b decode: {e}")),
                 };
-                let store = &peers[self.b].shard;
+                let names = names(peers.len());
+                let store = &store(peers, self.b, self.a, &names);
                 match &mut self.resp {
                     None => {
                         let Frame::Hello(h) = frame else {
@@ -227,13 +275,19 @@ impl Link {
                     Ok(None) => break,
                     Err(e) => return Step::Closed(format!("a decode: {e}")),
                 };
-                if let Err(e) = self.init.handle(frame, &peers[self.a].shard) {
+                let names = names(peers.len());
+                if let Err(e) = self
+                    .init
+                    .handle(frame, &store(peers, self.a, self.b, &names))
+                {
                     return Step::Closed(format!("a: {e}"));
                 }
                 packets(&mut self.init, &mut self.to_b, rng);
             }
         }
         if self.finished() {
+            count(self.init.outcome());
+            count(self.resp.as_ref().expect("responder").outcome());
             Step::Finished
         } else {
             Step::Going
@@ -263,6 +317,23 @@ fn sync_clean(a: usize, b: usize, peers: &[Peer], rng: &mut Rng) -> sqlite_vecto
         );
     }
     panic!("a clean sync {a} <-> {b} did not finish");
+}
+
+/// [`sync_clean`], again after a snapshot (its session sends one way only): what a user's
+/// `sync both` does.
+fn sync_full(a: usize, b: usize, peers: &[Peer], rng: &mut Rng) -> sqlite_vector_sync::Outcome {
+    let mut out = sync_clean(a, b, peers, rng);
+    for _ in 0..2 {
+        if !(out.snapshot_received || out.snapshot_sent) {
+            break;
+        }
+        out = sync_clean(a, b, peers, rng);
+    }
+    assert!(
+        !(out.snapshot_received || out.snapshot_sent),
+        "{a} <-> {b}: a snapshot after a snapshot: {out:?}"
+    );
+    out
 }
 
 fn local_op(p: &Peer, rng: &mut Rng, n: &mut u64) {
@@ -315,7 +386,12 @@ fn run(seed: u64) {
                 .with_site_id(SiteId(site));
             let shard =
                 Shard::in_memory_with(&Profile::new(DIM, Metric::Cosine), &options).expect("shard");
-            Peer { shard, clock }
+            let members = (0..n_peers).filter(|&j| j != i).map(node).collect();
+            Peer {
+                shard,
+                clock,
+                members,
+            }
         })
         .collect();
     let mut oracle = Oracle::default();
@@ -391,10 +467,10 @@ fn run(seed: u64) {
         order.swap(i, rng.below(i + 1));
     }
     for w in order.windows(2) {
-        sync_clean(w[0], w[1], &peers, &mut rng);
+        sync_full(w[0], w[1], &peers, &mut rng);
     }
     for w in order.windows(2).rev() {
-        let out = sync_clean(w[1], w[0], &peers, &mut rng);
+        let out = sync_full(w[1], w[0], &peers, &mut rng);
         if !out.converged {
             let (x, y) = (dump(&peers[w[1]].shard), dump(&peers[w[0]].shard));
             for (id, r) in &x {
@@ -402,7 +478,19 @@ fn run(seed: u64) {
                     eprintln!("{id}: {:?}\n  vs {:?}", r, y.get(id));
                 }
             }
+            for (id, r) in &y {
+                if !x.contains_key(id) {
+                    eprintln!("{id}: missing\n  vs {:?}", r);
+                }
+            }
             eprintln!("{:?}", out);
+            for i in [w[1], w[0]] {
+                let st = peers[i].shard.sync_state().unwrap();
+                eprintln!(
+                    "peer {i}: site {:?} head {} horizon {} cursors {:?} peers {:?}",
+                    st.site_id, st.head, st.horizon, st.cursors, st.peers
+                );
+            }
         }
         assert!(
             out.converged,
@@ -411,10 +499,18 @@ fn run(seed: u64) {
     }
     for (i, p) in peers.iter().enumerate() {
         assert_eq!(
-            dump(&p.shard),
-            oracle.0,
+            live(&dump(&p.shard)),
+            live(&oracle.0),
             "seed {seed}: peer {i} differs from the oracle"
         );
+        // A tombstone still held is the oracle's (collection only removes).
+        for (id, r) in dump(&p.shard) {
+            assert_eq!(
+                oracle.0.get(&id),
+                Some(&r),
+                "seed {seed}: peer {i}, item {id}"
+            );
+        }
         p.shard.check_integrity().expect("integrity");
     }
     let digests: Vec<u64> = peers
@@ -451,4 +547,121 @@ fn peers_converge_to_the_oracle_under_faults() {
             panic!("simulation failed for seed {seed}: replay with SIM_SEED={seed}");
         }
     }
+    let (snapshots, deletes, collected) = (
+        SNAPSHOTS.load(Ordering::Relaxed),
+        SNAPSHOT_DELETES.load(Ordering::Relaxed),
+        COLLECTED.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "{seeds} seeds: {collected} tombstones collected, {snapshots} snapshots, \
+         {deletes} items deleted by them"
+    );
+    // (With every peer a member and no expiry, nobody falls behind a collection: snapshots
+    // are `a_peer_behind_the_collected_tombstones_gets_a_snapshot`'s.)
+    if seeds >= 64 {
+        assert!(collected > 0, "the seeds exercised no tombstone collection");
+    }
+}
+
+/// A peer written off by tombstone collection gets a snapshot: it drops the item deleted
+/// while it was away (whose tombstone is gone), keeps what it made meanwhile and what came
+/// from a third peer the sender never saw, and the shards converge; a new peer gets a snapshot
+/// too, which removes the item it had from the written-off peer.
+#[test]
+fn a_peer_behind_the_collected_tombstones_gets_a_snapshot() {
+    let mut rng = Rng(7);
+    let peers: Vec<Peer> = (0..3u8)
+        .map(|i| {
+            let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+            let options = OpenOptions::default()
+                .with_clock(clock.clone())
+                .with_site_id(SiteId([i + 1; 16]));
+            let shard =
+                Shard::in_memory_with(&Profile::new(DIM, Metric::Cosine), &options).expect("shard");
+            // A trusts C only (T is a stranger to its trust list, and syncs anyway).
+            let members = if i == 0 { vec![node(1)] } else { Vec::new() };
+            Peer {
+                shard,
+                clock,
+                members,
+            }
+        })
+        .collect();
+    let (a, c, t) = (0, 1, 2);
+    let v = |x: f32| vec![x, 1.0, 0.5, -0.25];
+    peers[a]
+        .shard
+        .insert(NewItem::new(v(1.0)).with_id("x"))
+        .unwrap();
+    peers[a]
+        .shard
+        .insert(NewItem::new(v(2.0)).with_id("keep"))
+        .unwrap();
+    sync_clean(a, c, &peers, &mut rng);
+    assert!(peers[c].shard.get("x").is_ok());
+    // C goes away. A deletes x and, C silent past the expiry, collects the tombstone.
+    peers[a].clock.advance(10);
+    peers[a].shard.delete("x").unwrap();
+    peers[a]
+        .shard
+        .insert(NewItem::new(v(3.0)).with_id("after"))
+        .unwrap();
+    let none = peers[a].shard.collect_tombstones(&[node(c)], None).unwrap();
+    assert_eq!(none.removed, 0, "C holds it back");
+    peers[a].clock.advance(1_000);
+    let got = peers[a]
+        .shard
+        .collect_tombstones(&[node(c)], Some(500))
+        .unwrap();
+    assert_eq!(got.removed, 1, "x's tombstone is collected");
+    assert_eq!(peers[a].shard.stats().unwrap().tombstones, 0);
+    // Meanwhile C made an item, and T (which never met A) another, which C takes.
+    peers[c]
+        .shard
+        .insert(NewItem::new(v(4.0)).with_id("mine"))
+        .unwrap();
+    peers[t]
+        .shard
+        .insert(NewItem::new(v(5.0)).with_id("third"))
+        .unwrap();
+    let out = sync_clean(c, t, &peers, &mut rng);
+    assert!(!out.snapshot_received && !out.snapshot_sent, "{out:?}");
+    assert!(peers[t].shard.get("x").is_ok(), "T has x from C");
+    let out = sync_clean(c, a, &peers, &mut rng);
+    assert!(
+        out.snapshot_received,
+        "C was behind A's collection: {out:?}"
+    );
+    assert_eq!(out.snapshot_deleted, 1, "{out:?}");
+    assert_eq!(
+        out.sent, 0,
+        "a side taking a snapshot sends nothing yet: {out:?}"
+    );
+    let out = sync_clean(c, a, &peers, &mut rng);
+    assert!(!out.snapshot_received && out.converged, "{out:?}");
+    // T never met A: a snapshot too, and x (made at A, gone there) goes.
+    let out = sync_full(t, a, &peers, &mut rng);
+    assert!(out.converged, "{out:?}");
+    sync_full(c, t, &peers, &mut rng);
+    sync_full(c, a, &peers, &mut rng);
+    for (p, peer) in peers.iter().enumerate() {
+        let s = &peer.shard;
+        assert!(s.get("x").is_err(), "peer {p}: x stays deleted");
+        for id in ["keep", "after", "mine", "third"] {
+            assert!(s.get(id).is_ok(), "peer {p}: {id} is kept");
+        }
+    }
+    let digests: Vec<u64> = peers
+        .iter()
+        .map(|p| p.shard.sync_state().unwrap().digest)
+        .collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+    // The next sessions are deltas again (the first carries C's tombstone of x), then idle.
+    let again = sync_clean(c, a, &peers, &mut rng);
+    assert!(
+        !again.snapshot_received && !again.snapshot_sent,
+        "{again:?}"
+    );
+    let again = sync_clean(c, a, &peers, &mut rng);
+    assert_eq!((again.sent, again.received), (0, 0), "{again:?}");
 }

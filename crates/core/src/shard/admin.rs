@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::catchup::max_seq;
 use super::{open, Shard, State, Stats};
 use crate::arena::Arena;
-use crate::change::{Change, SiteCursor, SiteHead, SiteId, SyncState};
+use crate::change::{Change, Collected, PeerAck, SiteCursor, SiteHead, SiteId, SyncState};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::hnsw::HnswParams;
@@ -371,19 +371,9 @@ impl Shard {
         let db = reader.db();
         let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Deferred)?;
         let head = max_seq(&tx)?;
-        let mut cursors = Vec::new();
-        if tx.query_row(schema::SYNC_CURSOR_EXISTS, [], |r| r.get(0))? {
-            let mut stmt = tx.prepare_cached(schema::SYNC_CURSOR_ALL)?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let site_id = SiteId::from_slice(r.get_ref(0)?.as_blob()?)
-                    .map_err(|_| Error::Corrupt("sync_cursor holds a bad site id".into()))?;
-                cursors.push(SiteCursor {
-                    site_id,
-                    seq: r.get(1)?,
-                });
-            }
-        }
+        let cursors = read_cursors(&tx)?;
+        let peers = read_peers(&tx)?;
+        let horizon = gc_horizon(&tx)?;
         let (mut digest, mut live) = (0u64, 0u64);
         {
             let mut stmt = tx.prepare_cached(schema::LIVE_VERSIONS)?;
@@ -408,7 +398,74 @@ impl Shard {
             cursors,
             digest,
             live,
+            horizon,
+            peers,
         })
+    }
+
+    /// Collects the tombstones every peer holds: deletes those stamped at or below the lowest
+    /// [`PeerAck::acked`] over every peer that ever synced this shard with this one (per node,
+    /// its latest shard: a recreated shard gets a new site id) and the `members`, the nodes
+    /// that may (a root's trusted peers for this shard, [`PeerAck::node`]). A member that never
+    /// acknowledged this shard holds collection back: it may hold an item this shard deleted,
+    /// made concurrently. So a delete is forgotten only once no peer can still hold an older
+    /// version of the item; peers of peers need not be known (in a chain A–B–C, A waits for
+    /// B, and B keeps the tombstone until C has it). With `peer_expiry_ms`, a peer silent for
+    /// longer is written off (as Cassandra's `gc_grace_seconds`): if it comes back with its
+    /// cursor below the new bound it gets a snapshot, and an item it holds that this shard
+    /// deleted may come back to life. With no peer and no member nothing is collected. The
+    /// tombstone holding the shard's head stays, so versions never go back.
+    ///
+    /// Costs one pass over the rows stamped since the last collection, in one write
+    /// transaction (none when the bound has not moved).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`]; [`Error::Busy`] as any write.
+    pub fn collect_tombstones(
+        &self,
+        members: &[String],
+        peer_expiry_ms: Option<i64>,
+    ) -> Result<Collected> {
+        let (peers, horizon, head) = {
+            let reader = self.reader()?;
+            let db = reader.db();
+            (read_peers(db)?, gc_horizon(db)?, max_seq(db)?)
+        };
+        let nothing = Collected {
+            removed: 0,
+            horizon,
+        };
+        if peers.is_empty() && members.is_empty() {
+            return Ok(nothing);
+        }
+        if members
+            .iter()
+            .any(|m| !peers.iter().any(|p| p.node.as_deref() == Some(m.as_str())))
+        {
+            return Ok(nothing);
+        }
+        let now = self.clock.now_ms();
+        let latest = |p: &PeerAck| {
+            p.node.is_none()
+                || !peers
+                    .iter()
+                    .any(|q| q.node == p.node && q.seen_ms > p.seen_ms)
+        };
+        let bound = peers
+            .iter()
+            .filter(|p| latest(p))
+            .filter(|p| peer_expiry_ms.is_none_or(|e| now.saturating_sub(p.seen_ms) <= e))
+            .map(|p| p.acked)
+            .min()
+            // Every peer was written off.
+            .unwrap_or(i64::MAX);
+        if bound.min(head - 1) <= horizon {
+            return Ok(Collected {
+                removed: 0,
+                horizon,
+            });
+        }
+        self.transaction(|tx| tx.collect_tombstones(bound))
     }
 
     /// Runs a read-only SQL statement on a reader connection, where the functions of
@@ -546,4 +603,62 @@ fn damage_report(st: &State) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Every sync cursor ([`schema::CREATE_SYNC_CURSOR`]), by site id.
+fn read_cursors(db: &Connection) -> Result<Vec<SiteCursor>> {
+    let mut cursors = Vec::new();
+    if db.query_row(schema::SYNC_CURSOR_EXISTS, [], |r| r.get(0))? {
+        let mut stmt = db.prepare_cached(schema::SYNC_CURSOR_ALL)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let site_id = SiteId::from_slice(r.get_ref(0)?.as_blob()?)
+                .map_err(|_| Error::Corrupt("sync_cursor holds a bad site id".into()))?;
+            cursors.push(SiteCursor {
+                site_id,
+                seq: r.get(1)?,
+            });
+        }
+    }
+    Ok(cursors)
+}
+
+/// Every sync peer's acknowledgement ([`schema::CREATE_SYNC_PEER`]), by site id.
+fn read_peers(db: &Connection) -> Result<Vec<PeerAck>> {
+    if !db.query_row(schema::SYNC_PEER_EXISTS, [], |r| r.get::<_, bool>(0))? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = db.prepare_cached(schema::SYNC_PEER_ALL)?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let site_id = SiteId::from_slice(r.get_ref(0)?.as_blob()?)
+            .map_err(|_| Error::Corrupt("sync_peer holds a bad site id".into()))?;
+        out.push(PeerAck {
+            site_id,
+            acked: r.get(1)?,
+            seen_ms: r.get(2)?,
+            node: r.get(3)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A `meta` integer (0 when absent).
+pub(super) fn meta_i64(db: &Connection, key: &str) -> Result<i64> {
+    let v: Option<String> = db
+        .prepare_cached(schema::META_GET)?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    match v {
+        None => Ok(0),
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("meta {key} is not an integer: {v:?}"))),
+    }
+}
+
+/// The tombstone collection's bound ([`schema::META_GC_HORIZON`]; 0: none).
+pub(super) fn gc_horizon(db: &Connection) -> Result<i64> {
+    meta_i64(db, schema::META_GC_HORIZON)
 }

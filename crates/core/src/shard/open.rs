@@ -933,6 +933,8 @@ pub(super) fn load(
         };
         st.arena = arena;
         st.last_seq = max_seq;
+        // Collected tombstones took their HLCs with them; the clock stays past them.
+        let max_hlc = max_hlc.max(super::admin::meta_i64(db, schema::META_GC_HLC)?);
         st.last_hlc = st.last_hlc.max(max_hlc);
         st.version += 1;
         Ok(())

@@ -63,6 +63,9 @@ pub struct WriteTx<'a> {
     /// Whether the full-text index exists (asked once per transaction; created by the first
     /// text, see [`schema::CREATE_ITEMS_FTS`]).
     fts: std::cell::Cell<Option<bool>>,
+    /// The causal length of an item inserted under an id with no row, once read
+    /// ([`WriteTx::fresh_cl`]).
+    fresh_cl: Option<i64>,
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -141,6 +144,7 @@ impl Shard {
                 wrote: false,
                 failed: None,
                 fts: std::cell::Cell::new(None),
+                fresh_cl: None,
             };
             let r = f(&mut tx)?;
             if let Some(why) = tx.failed.take() {
@@ -378,11 +382,12 @@ impl WriteTx<'_> {
         let (seq, hlc) = stamp;
         let site = &self.shard.site_id.0[..];
         let mut replaced = false;
+        let fresh_cl = self.fresh_cl()?;
         let rowid = loop {
             let r = self
                 .db
                 .prepare_cached(schema::INSERT_ITEM)?
-                .execute(params![id, blob, meta, item.text, hlc, site, seq, 1i64]);
+                .execute(params![id, blob, meta, item.text, hlc, site, seq, fresh_cl]);
             match r {
                 Ok(_) => break checked_new_rowid(self.db.last_insert_rowid())?,
                 Err(e) if is_unique_violation(&e) => {
@@ -746,6 +751,153 @@ impl WriteTx<'_> {
         exec(self.db, schema::SYNC_CURSOR_SET, params![&site.0[..], seq])?;
         self.wrote = true;
         Ok(())
+    }
+
+    /// Records, in this transaction, that the sync peer whose shard has site id `site` (on the
+    /// node `node`, its identity in the transport's trust list, when known) holds this shard's
+    /// changes up to local version `acked` (its cursor for this shard, from its hello or its
+    /// acknowledgements), heard from now (the shard's clock): what
+    /// [`Shard::collect_tombstones`] waits for. It may move back (the peer restored an older
+    /// copy).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a negative `acked` or this shard's own site id;
+    /// [`Error::Sqlite`].
+    pub fn set_peer_ack(&mut self, site: SiteId, acked: i64, node: Option<&str>) -> Result<()> {
+        if acked < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a peer acknowledges a version ≥ 0, got {acked}"
+            )));
+        }
+        if site == self.shard.site_id {
+            return Err(Error::InvalidArgument(
+                "a shard is not its own sync peer".into(),
+            ));
+        }
+        self.db.execute_batch(schema::CREATE_SYNC_PEER)?;
+        exec(
+            self.db,
+            schema::SYNC_PEER_SET,
+            params![&site.0[..], acked, self.shard.clock.now_ms(), node],
+        )?;
+        self.wrote = true;
+        Ok(())
+    }
+
+    /// Deletes the tombstones stamped at or below local version `bound` (and above the last
+    /// collection's bound), except the one holding the shard's head, and raises the bound
+    /// ([`crate::SyncState::horizon`]). The policy (which bound every peer allows) is
+    /// [`Shard::collect_tombstones`]'s; call this directly only with a bound every peer of the
+    /// shard has acknowledged. Returns what was removed and the new bound.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`]; [`Error::Corrupt`] for a bad `gc_horizon` in `meta`.
+    pub fn collect_tombstones(&mut self, bound: i64) -> Result<crate::Collected> {
+        let old = super::admin::gc_horizon(self.db)?;
+        // The head's row stays: the next version must stay above every one a peer has seen.
+        let new = bound.min(self.seq - 1);
+        if new <= old {
+            return Ok(crate::Collected {
+                removed: 0,
+                horizon: old,
+            });
+        }
+        let (n, hlc, cl): (i64, i64, i64) = self
+            .db
+            .prepare_cached(schema::TOMBSTONES_IN)?
+            .query_row(params![old, new], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if n > 0 {
+            if self
+                .db
+                .query_row(schema::SYNC_VIA_EXISTS, [], |r| r.get::<_, bool>(0))?
+            {
+                exec(
+                    self.db,
+                    schema::SYNC_VIA_FORGET_TOMBSTONES,
+                    params![old, new],
+                )?;
+            }
+            exec(self.db, schema::COLLECT_TOMBSTONES, params![old, new])?;
+            for (key, v) in [(schema::META_GC_HLC, hlc), (schema::META_GC_CL, cl)] {
+                if v > super::admin::meta_i64(self.db, key)? {
+                    exec(self.db, schema::META_SET, params![key, v.to_string()])?;
+                }
+            }
+            self.fresh_cl = None;
+        }
+        exec(
+            self.db,
+            schema::META_SET,
+            params![schema::META_GC_HORIZON, new.to_string()],
+        )?;
+        self.wrote = true;
+        Ok(crate::Collected {
+            removed: n as u64,
+            horizon: new,
+        })
+    }
+
+    /// A snapshot's reconciliation (sync, after a peer sent every item it holds because this
+    /// shard was too far behind its tombstone collection): deletes, as local deletes, the live
+    /// items the peer no longer holds (`held` returns false for their id) though it had seen
+    /// their current version: made there (site id `peer`), delivered from there
+    /// ([`WriteTx::apply_remote_via`]), or stamped here at or below `peer_has_through`, the
+    /// peer's cursor for this shard. Those are deletes whose tombstones the peer collected.
+    /// Items the peer never saw stay (and flow to it). Returns the deleted ids.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`]; [`Error::Corrupt`] for a bad site id; the errors of
+    /// [`WriteTx::delete`].
+    pub fn delete_unheld(
+        &mut self,
+        peer: SiteId,
+        peer_has_through: i64,
+        held: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
+        let via: bool = self
+            .db
+            .query_row(schema::SYNC_VIA_EXISTS, [], |r| r.get(0))?;
+        let sql = if via {
+            schema::LIVE_HELD
+        } else {
+            schema::LIVE_HELD_NO_VIA
+        };
+        let mut gone = Vec::new();
+        {
+            let mut stmt = self.db.prepare_cached(sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let id = r.get_ref(0)?.as_str()?;
+                if held(id) {
+                    continue;
+                }
+                let seq: i64 = r.get(1)?;
+                let seen = seq <= peer_has_through
+                    || r.get_ref(2)?.as_blob()? == &peer.0[..]
+                    || r.get_ref(3)?.as_blob_or_null()? == Some(&peer.0[..]);
+                if seen {
+                    gone.push(id.to_string());
+                }
+            }
+        }
+        for id in &gone {
+            self.delete(id)?;
+        }
+        Ok(gone)
+    }
+
+    /// The causal length of a local insert under an id with no row: 1, or past every
+    /// collected tombstone (`meta` `gc_cl`, the highest causal length collected), so a
+    /// re-insert of an id whose tombstone was collected here still wins over that tombstone
+    /// where a peer holds it. Read once per transaction.
+    fn fresh_cl(&mut self) -> Result<i64> {
+        if let Some(cl) = self.fresh_cl {
+            return Ok(cl);
+        }
+        let collected = super::admin::meta_i64(self.db, schema::META_GC_CL)?;
+        let cl = collected.max(0) / 2 * 2 + 1;
+        self.fresh_cl = Some(cl);
+        Ok(cl)
     }
 
     /// Records a change as received: its HLC in `sync_seen` at commit, and the local clock past

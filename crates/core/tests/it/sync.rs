@@ -584,3 +584,109 @@ fn cursors_digests_and_the_feed_for_a_peer() {
     let b = Shard::open(&path).unwrap();
     assert_eq!(b.sync_state().unwrap().cursors[0].seq, 2);
 }
+
+#[test]
+fn tombstones_are_collected_once_every_member_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = shard(dir.path(), "gc.db", &clock);
+    let peer = SiteId([7; 16]);
+    let v = random_vectors(4, 16, 3);
+    for (i, x) in v.iter().enumerate() {
+        s.insert(NewItem::new(x.clone()).with_id(format!("k{i}")))
+            .unwrap();
+    }
+    s.delete("k0").unwrap();
+    s.delete("k1").unwrap();
+    let head = s.head().unwrap();
+    assert_eq!(s.stats().unwrap().tombstones, 2);
+    // No peer, no member: nothing is collected.
+    assert_eq!(s.collect_tombstones(&[], None).unwrap().removed, 0);
+    // A member that never acknowledged holds collection back.
+    let members = vec!["node-b".to_string()];
+    assert_eq!(s.collect_tombstones(&members, None).unwrap().removed, 0);
+    // Acknowledged up to the first delete: only that tombstone goes.
+    s.transaction(|tx| tx.set_peer_ack(peer, head - 1, Some("node-b")))
+        .unwrap();
+    let st = s.sync_state().unwrap();
+    assert_eq!(st.peers.len(), 1);
+    assert_eq!(st.peers[0].node.as_deref(), Some("node-b"));
+    assert_eq!(st.peers[0].acked, head - 1);
+    let got = s.collect_tombstones(&members, None).unwrap();
+    assert_eq!((got.removed, got.horizon), (1, head - 1));
+    assert_eq!(s.sync_state().unwrap().horizon, head - 1);
+    // Acknowledged past the head: the head's tombstone stays (versions never go back).
+    s.transaction(|tx| tx.set_peer_ack(peer, head, Some("node-b")))
+        .unwrap();
+    assert_eq!(s.collect_tombstones(&members, None).unwrap().removed, 0);
+    assert_eq!(s.head().unwrap(), head);
+    assert_eq!(s.stats().unwrap().tombstones, 1);
+    // A re-insert of the collected id outranks the tombstone a peer may still hold.
+    s.insert(NewItem::new(v[0].clone()).with_id("k0")).unwrap();
+    let k0 = s
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "k0")
+        .unwrap();
+    assert!(k0.causal_length > 2 && k0.causal_length % 2 == 1, "{k0:?}");
+    // Reopened: the bound, the acknowledgement and the clock stay.
+    drop(s);
+    let options = OpenOptions::default().with_clock(clock.clone());
+    let s = Shard::open_with_options(dir.path().join("gc.db"), &options).unwrap();
+    let st = s.sync_state().unwrap();
+    assert_eq!(st.horizon, head - 1);
+    assert_eq!(st.peers[0].acked, head);
+    s.check_integrity().unwrap();
+    // Bad input: a negative acknowledgement and the shard's own site are refused.
+    let own = st.site_id;
+    assert!(matches!(
+        s.transaction(|tx| tx.set_peer_ack(peer, -1, None)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.transaction(|tx| tx.set_peer_ack(own, 1, None)),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Once the head moves on, k1's tombstone goes; k2's waits for the member, unless it is
+    // silent past the expiry.
+    s.delete("k2").unwrap();
+    s.insert(NewItem::new(v[1].clone()).with_id("k9")).unwrap();
+    assert_eq!(
+        s.collect_tombstones(&members, Some(60_000))
+            .unwrap()
+            .removed,
+        1
+    );
+    assert_eq!(s.stats().unwrap().tombstones, 1);
+    clock.advance(120_000);
+    let got = s.collect_tombstones(&members, Some(60_000)).unwrap();
+    assert_eq!(got.removed, 1, "k2's tombstone: node-b is written off");
+    assert_eq!(s.stats().unwrap().tombstones, 0);
+}
+
+#[test]
+fn a_snapshot_deletes_only_what_the_peer_had_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = shard(dir.path(), "snap.db", &clock);
+    let peer = SiteId([9; 16]);
+    let v = random_vectors(3, 16, 5);
+    s.insert(NewItem::new(v[0].clone()).with_id("old")).unwrap();
+    let seen_through = s.head().unwrap();
+    s.insert(NewItem::new(v[1].clone()).with_id("new")).unwrap();
+    // From the peer itself: it has seen it (made there).
+    let mut c = s.changes_since(0, 1).unwrap().remove(0);
+    c.id = "theirs".into();
+    c.site_id = peer;
+    c.hlc += 1;
+    s.transaction(|tx| tx.apply_remote(&c)).unwrap();
+    let gone = s
+        .transaction(|tx| tx.delete_unheld(peer, seen_through, |_| false))
+        .unwrap();
+    let mut gone = gone;
+    gone.sort();
+    assert_eq!(gone, ["old", "theirs"], "'new' was never seen by the peer");
+    assert!(s.get("new").is_ok());
+    assert!(s.get("old").is_err());
+}

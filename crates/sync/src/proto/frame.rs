@@ -162,6 +162,9 @@ pub struct Hello {
     pub digest: u64,
     /// The sender's live items.
     pub live: u64,
+    /// The sender's tombstone collection bound ([`sqlite_vector::SyncState::horizon`]): a
+    /// receiver whose cursor for the sender is below it gets a snapshot.
+    pub horizon: i64,
     /// How far the sender has applied each other shard's changes (site id, version).
     pub cursors: Vec<(SiteId, i64)>,
 }
@@ -438,6 +441,7 @@ impl Frame {
                 w.i64(h.head);
                 w.u64(h.digest);
                 w.u64(h.live);
+                w.i64(h.horizon);
                 let n = h.cursors.len().min(MAX_CURSORS);
                 w.u32(n as u32);
                 for (site, seq) in &h.cursors[..n] {
@@ -521,6 +525,7 @@ impl Frame {
                 let head = r.i64()?;
                 let digest = r.u64()?;
                 let live = r.u64()?;
+                let horizon = r.i64()?;
                 let n = r.u32()? as usize;
                 if n > MAX_CURSORS || n * 24 > r.buf.len() {
                     return Err(ProtoError::Malformed(format!(
@@ -543,6 +548,7 @@ impl Frame {
                     head,
                     digest,
                     live,
+                    horizon,
                     cursors,
                 }))
             }

@@ -6,7 +6,7 @@ pub mod frame;
 pub mod session;
 
 pub use frame::{Decoder, Frame, Hello, RejectCode, WireProfile, PROTOCOL_VERSION};
-pub use session::{ApplyCounts, Config, Grant, Outcome, Session, Store};
+pub use session::{ApplyCounts, Config, Grant, Outcome, Session, ShardStore, Store};
 
 /// Errors of the protocol core.
 #[derive(Debug, thiserror::Error)]

@@ -11,10 +11,19 @@
 //! Changes the receiving shard made itself (same site id) are left out of the chunks: it holds
 //! them or newer versions. When both directions are done each side sends a [`Frame::Fin`] with
 //! its digest: equal digests after a two-way session mean the shards hold the same items.
+//!
+//! Tombstones. Each side records how far the peer holds its changes (the peer's cursor from its
+//! hello, then what it acknowledged) and, at the end of a session, collects the tombstones every
+//! peer of the shard holds ([`sqlite_vector::Shard::collect_tombstones`]). A receiver whose
+//! cursor is below the sender's collection bound ([`Hello::horizon`]) could miss a delete: it
+//! gets a *snapshot* instead of a delta, every item the sender holds (its own included), and
+//! then deletes the items the sender no longer holds though it had seen them
+//! ([`sqlite_vector::WriteTx::delete_unheld`]). A snapshot's cursor moves only with that last
+//! step, so a dropped snapshot starts over.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
-use sqlite_vector::{Applied, Change, SiteId, SyncState};
+use sqlite_vector::{Applied, Change, PeerAck, SiteId, SyncState};
 
 use super::frame::{
     build_chunk, open_chunk, Chunk, Frame, Hello, RejectCode, WireProfile, PROTOCOL_VERSION,
@@ -33,27 +42,56 @@ pub trait Store {
     fn sync_state(&self) -> Result<SyncState, sqlite_vector::Error>;
     /// The changes the peer shard with site id `peer` lacks among the next `limit` of the
     /// feed after local version `since`, oldest first, and the highest version read (`since`
-    /// when none): [`sqlite_vector::Shard::changes_for`].
+    /// when none): [`sqlite_vector::Shard::changes_for`]. With `peer` `None`, every change
+    /// (a snapshot: [`sqlite_vector::Shard::changes_since`]).
     ///
     /// # Errors
     /// The shard's error.
     fn changes_for(
         &self,
-        peer: SiteId,
+        peer: Option<SiteId>,
         since: i64,
         limit: usize,
     ) -> Result<(Vec<Change>, i64), sqlite_vector::Error>;
     /// Applies `changes` delivered by the shard with site id `site` and sets its cursor to
-    /// `to`, all in one transaction; nothing is stored on error.
+    /// `to` (leaves it when `None`: a snapshot's chunks), all in one transaction; nothing is
+    /// stored on error.
     ///
     /// # Errors
     /// The shard's error (a change it refuses: wrong dimension, NaN, a clock too far ahead...).
     fn apply(
         &self,
         site: SiteId,
-        to: i64,
+        to: Option<i64>,
         changes: &[Change],
     ) -> Result<ApplyCounts, sqlite_vector::Error>;
+    /// Ends a snapshot from the shard with site id `site`, in one transaction: deletes the
+    /// live items it no longer holds (not in `held`) though it had seen them
+    /// ([`sqlite_vector::WriteTx::delete_unheld`], `peer_has_through` its cursor for this
+    /// shard) and sets its cursor to `to`. Returns how many items were deleted.
+    ///
+    /// # Errors
+    /// The shard's error.
+    fn reconcile(
+        &self,
+        site: SiteId,
+        peer_has_through: i64,
+        held: &HashSet<String>,
+        to: i64,
+    ) -> Result<u64, sqlite_vector::Error>;
+    /// Records that the peer shard with site id `site` holds this shard's changes up to
+    /// `acked` ([`sqlite_vector::WriteTx::set_peer_ack`]), then, when `collect` is
+    /// `Some(expiry)`, collects the tombstones every member holds
+    /// ([`sqlite_vector::Shard::collect_tombstones`]). Returns the tombstones removed.
+    ///
+    /// # Errors
+    /// The shard's error.
+    fn acknowledge(
+        &self,
+        site: SiteId,
+        acked: i64,
+        collect: Option<Option<i64>>,
+    ) -> Result<u64, sqlite_vector::Error>;
 }
 
 /// What applying changes did.
@@ -67,28 +105,50 @@ pub struct ApplyCounts {
     pub duplicate: u64,
 }
 
-impl Store for sqlite_vector::Shard {
+/// A shard as a sync [`Store`], with what tombstone collection needs to know: the peer's node
+/// (its identity in the trust list, recorded with its acknowledgements) and the members, every
+/// node that may sync this shard with this one (see
+/// [`sqlite_vector::Shard::collect_tombstones`]). [`ShardStore::bare`] has neither: it records
+/// acknowledgements and collects by the peers that synced only.
+#[derive(Clone, Copy)]
+pub struct ShardStore<'a> {
+    /// The shard.
+    pub shard: &'a sqlite_vector::Shard,
+    /// The peer's node id, if known.
+    pub peer_node: Option<&'a str>,
+    /// The nodes whose acknowledgement tombstone collection waits for.
+    pub members: &'a [String],
+}
+
+impl Store for ShardStore<'_> {
     fn profile(&self) -> WireProfile {
-        WireProfile::of(sqlite_vector::Shard::profile(self))
+        WireProfile::of(self.shard.profile())
     }
     fn sync_state(&self) -> Result<SyncState, sqlite_vector::Error> {
-        sqlite_vector::Shard::sync_state(self)
+        self.shard.sync_state()
     }
     fn changes_for(
         &self,
-        peer: SiteId,
+        peer: Option<SiteId>,
         since: i64,
         limit: usize,
     ) -> Result<(Vec<Change>, i64), sqlite_vector::Error> {
-        sqlite_vector::Shard::changes_for(self, peer, since, limit)
+        match peer {
+            Some(peer) => self.shard.changes_for(peer, since, limit),
+            None => {
+                let changes = self.shard.changes_since(since, limit)?;
+                let to = changes.last().map_or(since, |c| c.seq);
+                Ok((changes, to))
+            }
+        }
     }
     fn apply(
         &self,
         site: SiteId,
-        to: i64,
+        to: Option<i64>,
         changes: &[Change],
     ) -> Result<ApplyCounts, sqlite_vector::Error> {
-        self.transaction(|tx| {
+        self.shard.transaction(|tx| {
             let mut n = ApplyCounts::default();
             for c in changes {
                 match tx.apply_remote_via(c, Some(site))? {
@@ -97,9 +157,48 @@ impl Store for sqlite_vector::Shard {
                     Applied::Duplicate => n.duplicate += 1,
                 }
             }
-            tx.set_cursor(site, to)?;
+            if let Some(to) = to {
+                tx.set_cursor(site, to)?;
+            }
             Ok(n)
         })
+    }
+    fn reconcile(
+        &self,
+        site: SiteId,
+        peer_has_through: i64,
+        held: &HashSet<String>,
+        to: i64,
+    ) -> Result<u64, sqlite_vector::Error> {
+        self.shard.transaction(|tx| {
+            let gone = tx.delete_unheld(site, peer_has_through, |id| held.contains(id))?;
+            tx.set_cursor(site, to)?;
+            Ok(gone.len() as u64)
+        })
+    }
+    fn acknowledge(
+        &self,
+        site: SiteId,
+        acked: i64,
+        collect: Option<Option<i64>>,
+    ) -> Result<u64, sqlite_vector::Error> {
+        self.shard
+            .transaction(|tx| tx.set_peer_ack(site, acked, self.peer_node))?;
+        match collect {
+            Some(expiry) => Ok(self.shard.collect_tombstones(self.members, expiry)?.removed),
+            None => Ok(0),
+        }
+    }
+}
+
+impl<'a> ShardStore<'a> {
+    /// `shard` with no peer node and no members (collects nothing).
+    pub fn bare(shard: &'a sqlite_vector::Shard) -> ShardStore<'a> {
+        ShardStore {
+            shard,
+            peer_node: None,
+            members: &[],
+        }
     }
 }
 
@@ -112,15 +211,25 @@ pub struct Config {
     pub chunk_bytes: usize,
     /// Most unacknowledged chunks in flight (what a dropped connection may cost).
     pub window: usize,
+    /// Collect, at the end of a session, the tombstones every member holds (see
+    /// [`ShardStore`]).
+    pub collect_tombstones: bool,
+    /// A peer not heard from for this long (ms) no longer holds back tombstone collection
+    /// (see [`sqlite_vector::Shard::collect_tombstones`]); `None`: every peer, forever. With
+    /// an expiry each session writes the peer's visit; without, only a moved acknowledgement.
+    pub peer_expiry_ms: Option<i64>,
 }
 
 impl Default for Config {
-    /// 512 changes or 1 MiB of vectors per chunk, one chunk in flight.
+    /// 512 changes or 1 MiB of vectors per chunk, one chunk in flight; tombstones collected
+    /// once every peer holds them, no peer ever written off.
     fn default() -> Config {
         Config {
             chunk_changes: 512,
             chunk_bytes: 1 << 20,
             window: 1,
+            collect_tombstones: true,
+            peer_expiry_ms: None,
         }
     }
 }
@@ -151,6 +260,20 @@ pub struct Outcome {
     pub peer: (u64, i64, u64),
     /// Both directions ran and the digests are equal: the shards hold the same live items.
     pub converged: bool,
+    /// This side sent a snapshot (the peer was behind this shard's tombstone collection).
+    pub snapshot_sent: bool,
+    /// This side received a snapshot (it was behind the peer's tombstone collection).
+    pub snapshot_received: bool,
+    /// Items a received snapshot deleted here (deletes whose tombstones the peer collected).
+    pub snapshot_deleted: u64,
+    /// Tombstones collected here at the end of the session.
+    pub collected: u64,
+    /// This side was to send but did not: it is behind the peer's tombstone collection and
+    /// must take a snapshot first (a pull, or a two-way sync, does).
+    pub held_back: bool,
+    /// This side was to receive but did not: the peer is behind this side's tombstone
+    /// collection and must take a snapshot first.
+    pub refused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +311,16 @@ pub struct Session {
     peer_fin: Option<(u64, i64, u64)>,
     outcome: Outcome,
     out: VecDeque<Frame>,
+    /// What the shard had recorded of the peer's acknowledgement when the session began.
+    peers: Vec<PeerAck>,
+    /// The peer's cursor for this shard, from its hello (0 when it is past this head).
+    theirs: i64,
+    /// This side sends a snapshot.
+    snap_out: bool,
+    /// This side receives a snapshot: the ids received so far.
+    snap_in: Option<HashSet<String>>,
+    /// This side opened the session.
+    initiator: bool,
 }
 
 fn cursor_for(cursors: &[(SiteId, i64)], site: SiteId) -> i64 {
@@ -202,9 +335,9 @@ fn hello_of(
     store: &impl Store,
     send: bool,
     receive: bool,
-) -> Result<Hello, ProtoError> {
+) -> Result<(Hello, Vec<PeerAck>), ProtoError> {
     let st = store.sync_state()?;
-    Ok(Hello {
+    let hello = Hello {
         version: PROTOCOL_VERSION,
         send,
         receive,
@@ -214,8 +347,10 @@ fn hello_of(
         head: st.head,
         digest: st.digest,
         live: st.live,
+        horizon: st.horizon,
         cursors: st.cursors.iter().map(|c| (c.site_id, c.seq)).collect(),
-    })
+    };
+    Ok((hello, st.peers))
 }
 
 impl Session {
@@ -231,8 +366,10 @@ impl Session {
         receive: bool,
         cfg: Config,
     ) -> Result<Session, ProtoError> {
-        let local = hello_of(shard, store, send, receive)?;
+        let (local, peers) = hello_of(shard, store, send, receive)?;
         let mut s = Session::new(cfg, local);
+        s.peers = peers;
+        s.initiator = true;
         s.out.push_back(Frame::Hello(s.local.clone()));
         Ok(s)
     }
@@ -253,7 +390,7 @@ impl Session {
         cfg: Config,
     ) -> (Session, Result<(), ProtoError>) {
         let local = match hello_of(&hello.shard, store, hello.receive, hello.send) {
-            Ok(h) => h,
+            Ok((h, peers)) => (h, peers),
             Err(e) => {
                 let blank = Hello {
                     version: PROTOCOL_VERSION,
@@ -265,6 +402,7 @@ impl Session {
                     head: 0,
                     digest: 0,
                     live: 0,
+                    horizon: 0,
                     cursors: Vec::new(),
                 };
                 let mut s = Session::new(cfg, blank);
@@ -272,7 +410,9 @@ impl Session {
                 return (s, Err(e));
             }
         };
+        let (local, peers) = local;
         let mut s = Session::new(cfg, local);
+        s.peers = peers;
         if (hello.receive && !grant.pull) || (hello.send && !grant.push) {
             let what = match (hello.receive && !grant.pull, hello.send && !grant.push) {
                 (true, true) => "pull from or push to",
@@ -300,6 +440,7 @@ impl Session {
                 chunk_changes: cfg.chunk_changes.clamp(1, super::frame::MAX_CHUNK_CHANGES),
                 chunk_bytes: cfg.chunk_bytes.max(1),
                 window: cfg.window.max(1),
+                ..cfg
             },
             phase: Phase::Hello,
             local,
@@ -315,6 +456,11 @@ impl Session {
             peer_fin: None,
             outcome: Outcome::default(),
             out: VecDeque::new(),
+            peers: Vec::new(),
+            theirs: 0,
+            snap_out: false,
+            snap_in: None,
+            initiator: false,
         }
     }
 
@@ -368,14 +514,37 @@ impl Session {
 
     /// Both hellos are known: decide the directions and start sending.
     fn start(&mut self, peer: Hello, store: &impl Store) -> Result<(), ProtoError> {
-        self.sending = self.local.send && peer.receive;
-        self.receiving = self.local.receive && peer.send;
         // The peer's cursor for this shard, unless it is past this shard's head: then this
         // shard's versions restarted (a restored file) and everything is sent again.
         let theirs = cursor_for(&peer.cursors, self.local.site);
-        self.next_from = if theirs > self.local.head { 0 } else { theirs };
+        self.theirs = if theirs > self.local.head { 0 } else { theirs };
         let mine = cursor_for(&self.local.cursors, peer.site);
-        self.expect_from = if mine > peer.head { 0 } else { mine };
+        let mine = if mine > peer.head { 0 } else { mine };
+        // A side whose cursor is below the other's tombstone collection could miss deletes:
+        // it gets a snapshot, and its changes are not taken in that session (it may hold
+        // versions older than a collected delete, which only the snapshot's reconciliation can
+        // tell). When both are behind, the initiator takes its snapshot first. Both sides
+        // decide the same from the two hellos.
+        let peer_behind = self.theirs < self.local.horizon;
+        let self_behind = mine < peer.horizon;
+        let (self_behind, peer_behind) = match (self_behind, peer_behind) {
+            (true, true) => (self.initiator, !self.initiator),
+            other => other,
+        };
+        self.outcome.held_back = self_behind && self.local.send && peer.receive;
+        self.sending = self.local.send && peer.receive && !self_behind;
+        self.receiving = self.local.receive && peer.send && !peer_behind;
+        self.snap_out = self.sending && peer_behind;
+        self.outcome.refused = peer_behind && self.local.receive && peer.send;
+        self.outcome.snapshot_sent = self.snap_out;
+        self.next_from = if self.snap_out { 0 } else { self.theirs };
+        if self.receiving && self_behind {
+            self.snap_in = Some(HashSet::new());
+            self.outcome.snapshot_received = true;
+            self.expect_from = 0;
+        } else {
+            self.expect_from = mine;
+        }
         self.peer = Some(peer);
         self.phase = Phase::Running;
         self.pump(store)
@@ -448,11 +617,16 @@ impl Session {
                         self.expect_from
                     )));
                 }
-                // Past the last chunk, the peer's feed held only versions this shard has: the
-                // cursor moves there without data.
-                if head > self.expect_from {
-                    let site = self.peer.as_ref().expect("running has a peer").site;
-                    store.apply(site, head, &[])?;
+                let site = self.peer.as_ref().expect("running has a peer").site;
+                if let Some(held) = self.snap_in.take() {
+                    // The snapshot is whole: drop what the peer deleted, then the cursor.
+                    let n = store.reconcile(site, self.theirs, &held, head)?;
+                    self.outcome.snapshot_deleted = n;
+                    self.expect_from = head;
+                } else if head > self.expect_from {
+                    // Past the last chunk, the peer's feed held only versions this shard
+                    // has: the cursor moves there without data.
+                    store.apply(site, Some(head), &[])?;
                     self.expect_from = head;
                 }
                 self.peer_done = true;
@@ -486,7 +660,13 @@ impl Session {
         // grows by what it applies from this side, which it leaves out of its chunks.)
         let peer = self.peer.as_ref().expect("running has a peer");
         let changes = open_chunk(&c, self.local.profile.dimension)?;
-        let n = store.apply(peer.site, c.to, &changes)?;
+        let n = match &mut self.snap_in {
+            Some(held) => {
+                held.extend(changes.iter().map(|c| c.id.clone()));
+                store.apply(peer.site, None, &changes)?
+            }
+            None => store.apply(peer.site, Some(c.to), &changes)?,
+        };
         self.expect_from = c.to;
         self.outcome.received += changes.len() as u64;
         self.outcome.chunks.1 += 1;
@@ -510,8 +690,9 @@ impl Session {
                 // are the next session's (a busy writer cannot keep it from finishing).
                 let until = self.local.head;
                 let mut from = self.next_from;
+                let feed_for = (!self.snap_out).then_some(peer_site);
                 let (changes, to) = loop {
-                    let (mut changes, mut to) = store.changes_for(peer_site, from, limit)?;
+                    let (mut changes, mut to) = store.changes_for(feed_for, from, limit)?;
                     if to > until {
                         changes.retain(|c| c.seq <= until);
                         to = until.max(from);
@@ -545,6 +726,7 @@ impl Session {
         let sent_all = !self.sending || (self.sent_done && self.in_flight.is_empty());
         let got_all = !self.receiving || self.peer_done;
         if sent_all && got_all && !self.sent_fin {
+            self.acknowledge(store)?;
             let st = store.sync_state()?;
             self.outcome.local = (st.digest, st.head, st.live);
             self.out.push_back(Frame::Fin {
@@ -562,6 +744,32 @@ impl Session {
                 self.outcome.converged = two_way && peer.0 == self.outcome.local.0;
                 self.phase = Phase::Finished;
             }
+        }
+        Ok(())
+    }
+
+    /// Records how far the peer holds this shard's changes (all it was sent, when this side
+    /// sent; else its hello's cursor) when that moved, and collects tombstones.
+    fn acknowledge(&mut self, store: &impl Store) -> Result<(), ProtoError> {
+        let site = self.peer.as_ref().expect("running has a peer").site;
+        let acked = if self.sending && self.sent_done {
+            self.next_from
+        } else {
+            self.theirs
+        };
+        // With an expiry, every session records the visit (its time is what expires).
+        let stale = self.cfg.peer_expiry_ms.is_some()
+            || self
+                .peers
+                .iter()
+                .find(|p| p.site_id == site)
+                .is_none_or(|p| p.acked != acked);
+        if stale {
+            let collect = self
+                .cfg
+                .collect_tombstones
+                .then_some(self.cfg.peer_expiry_ms);
+            self.outcome.collected = store.acknowledge(site, acked, collect)?;
         }
         Ok(())
     }

@@ -196,6 +196,16 @@ impl TrustList {
         self.peers.iter().find(|p| p.id == id)
     }
 
+    /// The nodes that may sync shard `shard` with this root (pull or push): the membership
+    /// tombstone collection waits for ([`sqlite_vector::Shard::collect_tombstones`]).
+    pub fn members(&self, shard: &str) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|p| self.grant(&p.id, shard).is_some())
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
     /// What peer `id` may do with shard `shard` (`None`: nothing; it is not trusted, or the
     /// shard is outside its prefixes).
     pub fn grant(&self, id: &str, shard: &str) -> Option<Grant> {

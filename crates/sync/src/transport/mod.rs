@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlite_vector::{Profile, Shard, ShardManager};
 
 use crate::proto::frame::{Frame, RejectCode, WireProfile};
-use crate::proto::{Config, Decoder, Grant, Outcome, ProtoError, Session};
+use crate::proto::{Config, Decoder, Grant, Outcome, ProtoError, Session, ShardStore};
 pub use identity::{node_id_of, parse_node_id, Identity, TrustList, TrustedPeer};
 
 /// Errors of the transport.
@@ -98,7 +98,7 @@ async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), SyncErr
 /// Runs a session to its end over one stream.
 async fn drive(
     session: &mut Session,
-    shard: &Shard,
+    store: &ShardStore<'_>,
     send: &mut SendStream,
     recv: &mut RecvStream,
     dec: &mut Decoder,
@@ -112,7 +112,7 @@ async fn drive(
         let Some(frame) = read_frame(recv, dec).await? else {
             return Err(conn_error("the peer ended the stream mid-session"));
         };
-        let r = tokio::task::block_in_place(|| session.handle(frame, shard));
+        let r = tokio::task::block_in_place(|| session.handle(frame, store));
         if let Err(e) = r {
             let _ = write_out(session, send).await;
             let _ = send.finish();
@@ -295,14 +295,20 @@ async fn serve_stream(
                     return reject(&mut send, code, e.to_string()).await;
                 }
             };
+            let members = trust.members(&hello.shard);
+            let store = ShardStore {
+                shard: &shard,
+                peer_node: Some(peer),
+                members: &members,
+            };
             let (mut session, r) =
-                tokio::task::block_in_place(|| Session::respond(hello, &*shard, grant, cfg));
+                tokio::task::block_in_place(|| Session::respond(hello, &store, grant, cfg));
             if let Err(e) = r {
                 write_out(&mut session, &mut send).await?;
                 let _ = send.finish();
                 return Err(e.into());
             }
-            drive(&mut session, &shard, &mut send, &mut recv, &mut dec).await?;
+            drive(&mut session, &store, &mut send, &mut recv, &mut dec).await?;
             Ok(())
         }
         other => {
@@ -363,6 +369,13 @@ pub struct Report {
     pub applied: u64,
     /// Two-way sessions that ended with equal digests.
     pub converged: usize,
+    /// Snapshots received (this side was behind the peer's tombstone collection) and sent.
+    pub snapshots: (usize, usize),
+    /// Tombstones collected here after the sessions (every member holds them).
+    pub collected: u64,
+    /// Shards whose changes were not sent: this root is behind the peer's tombstone
+    /// collection and must take a snapshot first (a pull or a two-way sync does).
+    pub held_back: usize,
     /// UDP payload bytes sent and received on the connection.
     pub bytes_sent: u64,
     /// See `bytes_sent`.
@@ -634,6 +647,10 @@ async fn sync_on(
                 report.received += out.received;
                 report.applied += out.counts.applied;
                 report.converged += usize::from(out.converged);
+                report.snapshots.0 += usize::from(out.snapshot_received);
+                report.snapshots.1 += usize::from(out.snapshot_sent);
+                report.collected += out.collected;
+                report.held_back += usize::from(out.held_back && !out.snapshot_received);
             }
             Err(e) => {
                 report.failures.insert(name, e.to_string());
@@ -656,13 +673,45 @@ async fn sync_shard(
         Some(p) if !manager.exists(name)? => manager.get_or_create(name, &profile_of(p)),
         _ => manager.open_shard(name),
     })?;
-    let (mut tx, mut rx) = conn.open_bi().await.map_err(conn_error)?;
-    let mut session =
-        tokio::task::block_in_place(|| Session::initiate(name, &*shard, send, receive, cfg))?;
-    let mut dec = Decoder::new();
-    let out = drive(&mut session, &shard, &mut tx, &mut rx, &mut dec).await?;
-    // Wait (briefly) for the peer to read this side's last frames before the connection
-    // closes.
-    let _ = tokio::time::timeout(Duration::from_secs(2), tx.stopped()).await;
-    Ok(out)
+    let members = TrustList::load(manager.root())?.members(name);
+    let peer = peer_id(conn);
+    let store = ShardStore {
+        shard: &shard,
+        peer_node: peer.as_deref(),
+        members: &members,
+    };
+    let mut total = Outcome::default();
+    // A session with a snapshot runs one way (the side taking it sends nothing yet): a
+    // two-way sync runs again, as a delta.
+    for round in 0..3 {
+        let (mut tx, mut rx) = conn.open_bi().await.map_err(conn_error)?;
+        let mut session =
+            tokio::task::block_in_place(|| Session::initiate(name, &store, send, receive, cfg))?;
+        let mut dec = Decoder::new();
+        let out = drive(&mut session, &store, &mut tx, &mut rx, &mut dec).await?;
+        // Wait (briefly) for the peer to read this side's last frames before the connection
+        // closes.
+        let _ = tokio::time::timeout(Duration::from_secs(2), tx.stopped()).await;
+        let again = send && receive && (out.snapshot_received || out.snapshot_sent) && round < 2;
+        total = Outcome {
+            sent: total.sent + out.sent,
+            received: total.received + out.received,
+            counts: crate::proto::ApplyCounts {
+                applied: total.counts.applied + out.counts.applied,
+                stale: total.counts.stale + out.counts.stale,
+                duplicate: total.counts.duplicate + out.counts.duplicate,
+            },
+            chunks: (total.chunks.0 + out.chunks.0, total.chunks.1 + out.chunks.1),
+            snapshot_sent: total.snapshot_sent || out.snapshot_sent,
+            snapshot_received: total.snapshot_received || out.snapshot_received,
+            snapshot_deleted: total.snapshot_deleted + out.snapshot_deleted,
+            collected: total.collected + out.collected,
+            held_back: out.held_back,
+            ..out
+        };
+        if !again {
+            break;
+        }
+    }
+    Ok(total)
 }
