@@ -12,13 +12,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 use sqlite_vector::NewItem;
 
-use crate::{existing_file, open_shard, user, CliResult, Failure};
+use crate::{existing_file, user, CliResult, Failure, ShardArg};
 
 /// Options of `import`.
 #[derive(Args)]
 pub struct ImportArgs {
-    /// Shard file (created with `create`).
-    path: PathBuf,
+    #[command(flatten)]
+    shard: ShardArg,
     /// Vectors, a .npy f32 array [n, dim].
     #[arg(long)]
     npy: Option<PathBuf>,
@@ -133,7 +133,7 @@ pub fn run(args: ImportArgs) -> CliResult {
     if args.batch == 0 {
         return Err(user("--batch must be at least 1"));
     }
-    let shard = open_shard(&args.path)?;
+    let shard = args.shard.open()?;
     let matrix = match &args.npy {
         Some(p) => {
             existing_file(p)?;
@@ -248,8 +248,7 @@ pub fn run(args: ImportArgs) -> CliResult {
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "imported {done} items into {} in {secs:.2} s ({:.0} items/s); shard now holds {}",
-        args.path.display(),
+        "imported {done} items into {shard} in {secs:.2} s ({:.0} items/s); shard now holds {}",
         done as f64 / secs.max(1e-9),
         shard.len()
     );

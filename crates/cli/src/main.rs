@@ -13,6 +13,7 @@ mod sync;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sqlite_vector::{
@@ -38,10 +39,13 @@ enum Command {
         profile: ProfileArgs,
     },
     /// Build a shard's HNSW index (stored in the shard, maintained by every write), or drop it
-    /// with --drop. Searches use it above the planner's size threshold.
+    /// with --drop. Searches use it above the planner's size threshold. The shard is a file
+    /// (PATH) or a shard of a root (--root with --shard).
+    #[command(override_usage = "sqlite-vector index [OPTIONS] <PATH>\n       \
+                                sqlite-vector index [OPTIONS] --root <ROOT> --shard <NAME>")]
     Index {
-        /// Shard file.
-        path: PathBuf,
+        #[command(flatten)]
+        shard: ShardArg,
         /// HNSW `M` (layer 0 keeps 2·M neighbours).
         #[arg(long, default_value_t = 16)]
         m: usize,
@@ -56,32 +60,46 @@ enum Command {
         drop: bool,
     },
     /// Import vectors from a .npy file (with ids/metadata/text from JSONL) or from JSONL lines
-    /// that carry a vector.
+    /// that carry a vector, into a shard file (PATH) or a shard of a root (--root with --shard).
+    #[command(override_usage = "sqlite-vector import [OPTIONS] <PATH>\n       \
+                                sqlite-vector import [OPTIONS] --root <ROOT> --shard <NAME>")]
     Import(import::ImportArgs),
     /// Search a shard (PATH) or several shards of a root (--root with --shard/--prefix): by
     /// vector, by text (BM25, --text), or both fused (--hybrid).
     Search(SearchArgs),
-    /// Print one item as JSON.
+    /// Print one item as JSON, from a shard file (`get PATH ID`) or a shard of a root
+    /// (`get --root DIR --shard NAME ID`).
+    // PATH is optional before the required ID: a single positional is the ID.
+    #[command(allow_missing_positional = true)]
+    #[command(override_usage = "sqlite-vector get <PATH> <ID>\n       \
+                                sqlite-vector get --root <ROOT> --shard <NAME> <ID>")]
     Get {
-        /// Shard file.
-        path: PathBuf,
+        #[command(flatten)]
+        shard: ShardArg,
         /// Item id (a negative integer id is taken as the id, not an option).
         #[arg(allow_negative_numbers = true)]
         id: String,
     },
     /// Delete items, all or nothing: one unknown id deletes none (each deleted item leaves a
-    /// tombstone for sync).
+    /// tombstone for sync). From a shard file (`delete PATH ID...`) or a shard of a root
+    /// (`delete --root DIR --shard NAME ID...`, where every positional is an id).
+    #[command(override_usage = "sqlite-vector delete <PATH> <ID>...\n       \
+                                sqlite-vector delete --root <ROOT> --shard <NAME> <ID>...")]
     Delete {
-        /// Shard file.
-        path: PathBuf,
-        /// Item ids (negative integer ids are taken as ids, not options).
-        #[arg(required = true, allow_negative_numbers = true)]
-        ids: Vec<String>,
+        #[command(flatten)]
+        named: NamedShard,
+        /// The shard file, then the item ids; with --root and --shard, the ids alone (negative
+        /// integer ids are taken as ids, not options).
+        #[arg(value_name = "PATH|ID", required = true, allow_negative_numbers = true)]
+        args: Vec<String>,
     },
-    /// Show a shard's profile, counts and sizes.
+    /// Show a shard's profile, counts and sizes: a shard file (PATH) or a shard of a root
+    /// (--root with --shard).
+    #[command(override_usage = "sqlite-vector stats [OPTIONS] <PATH>\n       \
+                                sqlite-vector stats [OPTIONS] --root <ROOT> --shard <NAME>")]
     Stats {
-        /// Shard file.
-        path: PathBuf,
+        #[command(flatten)]
+        shard: ShardArg,
         /// Also run an integrity check.
         #[arg(long)]
         check: bool,
@@ -90,11 +108,17 @@ enum Command {
         json: bool,
     },
     /// Write a consistent copy of a shard to a new file while it stays in use (one file, no
-    /// -wal; it keeps the shard's identity: a backup to restore, not a second replica).
+    /// -wal; it keeps the shard's identity: a backup to restore, not a second replica). The
+    /// shard is a file (`backup PATH DEST`) or a shard of a root (`backup --root DIR --shard
+    /// NAME DEST`).
+    // PATH is optional before the required DEST: a single positional is the DEST.
+    #[command(allow_missing_positional = true)]
+    #[command(override_usage = "sqlite-vector backup <PATH> <DEST>\n       \
+                                sqlite-vector backup --root <ROOT> --shard <NAME> <DEST>")]
     Backup {
-        /// Shard file.
-        path: PathBuf,
-        /// The copy (must not exist).
+        #[command(flatten)]
+        shard: ShardArg,
+        /// The copy (a new file, not in a root: it must not exist).
         dest: PathBuf,
     },
     /// Manage the shards of a root directory.
@@ -114,17 +138,13 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// Write a shard's items as JSON lines sorted by id (`id`, `vector`, `metadata`, `text`;
     /// with --include-deleted also tombstones, as `{"id", "deleted": true}`): the backup format,
-    /// and how two shards are compared.
+    /// and how two shards are compared. The shard is a file (PATH) or a shard of a root (--root
+    /// with --shard).
+    #[command(override_usage = "sqlite-vector export [OPTIONS] <PATH>\n       \
+                                sqlite-vector export [OPTIONS] --root <ROOT> --shard <NAME>")]
     Export {
-        /// Shard file (or use --root with --shard).
-        #[arg(required_unless_present = "root", conflicts_with = "root")]
-        path: Option<PathBuf>,
-        /// Root directory of a shard manager.
-        #[arg(long, requires = "shard")]
-        root: Option<PathBuf>,
-        /// Shard name under --root.
-        #[arg(long)]
-        shard: Option<String>,
+        #[command(flatten)]
+        shard: ShardArg,
         /// Also write tombstones.
         #[arg(long)]
         include_deleted: bool,
@@ -135,6 +155,98 @@ enum Command {
         #[command(subcommand)]
         command: sync::SyncCommand,
     },
+}
+
+/// The shard a command works on: a shard file (PATH), or a shard of a root by name (`--root DIR
+/// --shard NAME`), opened through the root's manager.
+#[derive(clap::Args)]
+pub(crate) struct ShardArg {
+    /// Shard file (or give --root and --shard instead).
+    // A negative number is a value here: `get PATH -5` must not make `-5` an option, and
+    // `get --root R --shard s -5` hands it on to the ID.
+    #[arg(
+        required_unless_present = "root",
+        conflicts_with_all = ["root", "shard"],
+        allow_negative_numbers = true
+    )]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    named: NamedShard,
+}
+
+/// `--root DIR --shard NAME`: a shard of a root, instead of a shard file.
+#[derive(clap::Args)]
+pub(crate) struct NamedShard {
+    /// Root directory of a shard manager (with --shard, instead of a shard file).
+    #[arg(long, requires = "shard")]
+    root: Option<PathBuf>,
+    /// Name of the shard under --root (e.g. team-a/coder).
+    #[arg(long, requires = "root", value_name = "NAME")]
+    shard: Option<String>,
+}
+
+impl ShardArg {
+    /// Opens the shard: the file, or the named shard through its root's manager.
+    pub(crate) fn open(&self) -> CliResult<ShardHandle> {
+        match &self.path {
+            Some(path) => ShardHandle::file(path),
+            None => self.named.open(),
+        }
+    }
+}
+
+impl NamedShard {
+    /// Opens the named shard through the manager of an existing root ([`existing_root`]): an
+    /// unknown or invalid name is the manager's error, and nothing is created.
+    fn open(&self) -> CliResult<ShardHandle> {
+        let (Some(root), Some(name)) = (&self.root, &self.shard) else {
+            // Clap requires a PATH, or --root and --shard together.
+            return Err(user("give a shard PATH, or --root and --shard"));
+        };
+        let manager = existing_root(root)?;
+        // The manager's handle checks, in every commit, that the shard was not dropped meanwhile.
+        let shard = manager.open_shard(name)?;
+        Ok(ShardHandle {
+            shard,
+            _manager: Some(manager),
+            label: format!("shard {name}"),
+        })
+    }
+}
+
+/// An open shard, whichever way it was named: derefs to the [`Shard`], and displays as the
+/// shard file's path or as `shard NAME`.
+pub(crate) struct ShardHandle {
+    shard: Arc<Shard>,
+    /// The manager of the root the shard was opened through, kept open while the shard is in
+    /// use (declared after `shard`, so it is dropped after the shard).
+    _manager: Option<ShardManager>,
+    label: String,
+}
+
+impl ShardHandle {
+    /// Opens the shard file at `path` (see [`open_shard`]).
+    fn file(path: &Path) -> CliResult<ShardHandle> {
+        Ok(ShardHandle {
+            shard: Arc::new(open_shard(path)?),
+            _manager: None,
+            label: path.display().to_string(),
+        })
+    }
+}
+
+impl std::ops::Deref for ShardHandle {
+    type Target = Shard;
+
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl std::fmt::Display for ShardHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
 }
 
 #[derive(clap::Args)]
@@ -698,13 +810,13 @@ fn shards(command: ShardsCommand) -> CliResult {
 fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Index {
-            path,
+            shard,
             m,
             ef_construction,
             ef_search,
             drop,
         } => {
-            let shard = open_shard(&path)?;
+            let shard = shard.open()?;
             if drop {
                 let had = shard.drop_index()?;
                 println!(
@@ -746,16 +858,26 @@ fn run(cli: Cli) -> CliResult {
         Command::Import(args) => import::run(args)?,
         Command::Search(args) => search(args)?,
         Command::Shards { command } => shards(command)?,
-        Command::Get { path, id } => {
-            let shard = open_shard(&path)?;
+        Command::Get { shard, id } => {
+            let shard = shard.open()?;
             let item = shard.get(&id)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&item).expect("item serialises")
             );
         }
-        Command::Delete { path, ids } => {
-            let shard = open_shard(&path)?;
+        Command::Delete { named, args } => {
+            // With --root, every positional is an id; without, the first is the shard file.
+            let (shard, ids) = match args.split_first() {
+                _ if named.root.is_some() => (named.open()?, &args[..]),
+                Some((path, ids)) if !ids.is_empty() => (ShardHandle::file(Path::new(path))?, ids),
+                _ => {
+                    return Err(user(
+                        "give the shard file and the ids (delete PATH ID...), or --root and \
+                         --shard and the ids (see --help)",
+                    ))
+                }
+            };
             // One transaction: all of the ids or none.
             shard
                 .transaction(|tx| ids.iter().try_for_each(|id| tx.delete(id)))
@@ -765,14 +887,14 @@ fn run(cli: Cli) -> CliResult {
                 })?;
             println!("deleted {} item(s)", ids.len());
         }
-        Command::Stats { path, check, json } => {
-            let shard = open_shard(&path)?;
+        Command::Stats { shard, check, json } => {
+            let shard = shard.open()?;
             if check {
                 shard.check_integrity()?;
             }
             let s = shard.stats()?;
-            // The sync state: the digest of the live items and how far each peer shard's
-            // changes are applied here.
+            // The sync state: the digest of the live items, how far each peer shard's changes
+            // are applied here and how far each peer holds this shard's.
             let sync = shard.sync_state()?;
             let mut v = serde_json::to_value(&s).expect("stats serialise");
             let o = v.as_object_mut().expect("object");
@@ -781,6 +903,13 @@ fn run(cli: Cli) -> CliResult {
                 "sync_cursors".into(),
                 serde_json::to_value(&sync.cursors).expect("cursors serialise"),
             );
+            // How far each peer holds this shard's changes, and the tombstone collection's
+            // bound (a peer below it gets a snapshot).
+            o.insert(
+                "sync_peers".into(),
+                serde_json::to_value(&sync.peers).expect("peers serialise"),
+            );
+            o.insert("sync_horizon".into(), sync.horizon.into());
             if json {
                 println!(
                     "{}",
@@ -795,28 +924,22 @@ fn run(cli: Cli) -> CliResult {
                 }
             }
         }
-        Command::Backup { path, dest } => {
-            let shard = open_shard(&path)?;
+        Command::Backup { shard, dest } => {
+            let shard = shard.open()?;
             new_file(&dest)?;
             shard.backup_to(&dest)?;
-            println!("backed up {} to {}", path.display(), dest.display());
+            println!("backed up {shard} to {}", dest.display());
         }
         Command::Bench(args) => bench::run(args)?,
         Command::Demo { keep } => demo::run(keep)?,
         Command::Mcp(args) => mcp::run(args)?,
         Command::Sync { command } => sync::run(command)?,
         Command::Export {
-            path,
-            root,
             shard,
             include_deleted,
         } => {
-            let handle: std::sync::Arc<Shard> = match (path, root, shard) {
-                (Some(p), _, _) => std::sync::Arc::new(open_shard(&p)?),
-                (None, Some(r), Some(name)) => existing_root(&r)?.open_shard(&name)?,
-                _ => return Err(user("give a shard PATH, or --root and --shard")),
-            };
-            export(&handle, include_deleted)?;
+            let shard = shard.open()?;
+            export(&shard, include_deleted)?;
         }
     }
     Ok(())

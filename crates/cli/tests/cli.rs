@@ -334,7 +334,7 @@ fn shards_subcommands_and_search_across_shards() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["team-a/coder", "team-a/reviewer"]);
-    // Fill the shards through their files, found by `shards stats`.
+    // Fill the shards by name.
     for (name, v) in [
         ("team-a/coder", "[1, 0, 0]"),
         ("team-a/reviewer", "[0.9, 0.1, 0]"),
@@ -343,20 +343,10 @@ fn shards_subcommands_and_search_across_shards() {
         let stats: serde_json::Value =
             serde_json::from_str(&ok(&["shards", "stats", name, "--root", r])).unwrap();
         assert_eq!(stats["dimension"], 3);
-        let listed: serde_json::Value =
-            serde_json::from_str(&ok(&["shards", "list", "--root", r, "--json"])).unwrap();
-        let path = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["path"]
-            .as_str()
-            .unwrap()
-            .to_string();
         let jsonl = dir.path().join("one.jsonl");
         std::fs::write(&jsonl, format!("{{\"id\": \"x\", \"vector\": {v}}}\n")).unwrap();
-        ok(&["import", &path, "--jsonl", p(&jsonl)]);
+        let out = ok(&["import", "--root", r, "--shard", name, "--jsonl", p(&jsonl)]);
+        assert!(out.contains(&format!("into shard {name} ")), "{out}");
     }
     let out = ok(&[
         "search",
@@ -570,19 +560,15 @@ fn text_queries_take_the_mode_rule_of_the_mcp_server() {
             args.extend(["--model", m]);
         }
         ok(&args);
-        // `import` takes a shard file: the catalog's path of the shard.
-        let listed = ok(&["shards", "list", "--root", p(&root), "--json"]);
-        let list: serde_json::Value = serde_json::from_str(&listed).unwrap();
-        let path = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["path"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        ok(&["import", &path, "--jsonl", p(&jsonl)]);
+        ok(&[
+            "import",
+            "--root",
+            p(&root),
+            "--shard",
+            name,
+            "--jsonl",
+            p(&jsonl),
+        ]);
     }
     let search = |shard: &str, extra: &[&str]| {
         let mut args = vec![
@@ -991,4 +977,276 @@ fn backup_writes_one_consistent_file() {
         2,
         "does not exist",
     );
+}
+
+/// The path of shard `name` of `root`, as `shards list` reports it.
+fn shard_file(root: &Path, name: &str) -> String {
+    let listed = ok(&["shards", "list", "--root", p(root), "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A root `root` in `dir` with one shard `team/s` of dimension 2; the root's path, and the
+/// shard's file (to compare the two ways of naming it).
+fn root_with_shard(dir: &Path) -> (std::path::PathBuf, String) {
+    let root = dir.join("root");
+    ok(&[
+        "shards",
+        "create",
+        "team/s",
+        "--root",
+        p(&root),
+        "--dim",
+        "2",
+    ]);
+    let file = shard_file(&root, "team/s");
+    (root, file)
+}
+
+/// `cmd` with `--root ROOT --shard NAME` first, then `rest`.
+fn named<'a>(cmd: &'a str, root: &'a str, name: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![cmd, "--root", root, "--shard", name];
+    v.extend_from_slice(rest);
+    v
+}
+
+/// Every file and directory under `dir` (relative paths), to show a command left it as it was.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            out.push(path.strip_prefix(base).unwrap().display().to_string());
+            if path.is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn every_shard_command_takes_root_and_shard_as_it_takes_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, file) = root_with_shard(dir.path());
+    let (r, f) = (p(&root), file.as_str());
+    let jsonl = dir.path().join("ab.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"a\", \"vector\": [1, 0], \"text\": \"apple\"}\n\
+         {\"id\": -5, \"vector\": [0, 1]}\n{\"id\": \"b\", \"vector\": [0.5, 0.5]}\n",
+    )
+    .unwrap();
+    let jsonl2 = dir.path().join("c.jsonl");
+    std::fs::write(&jsonl2, "{\"id\": \"c\", \"vector\": [1, 1]}\n").unwrap();
+
+    // import: by name, then by file, into the same shard.
+    let out = ok(&named("import", r, "team/s", &["--jsonl", p(&jsonl)]));
+    assert!(out.contains("imported 3 items into shard team/s "), "{out}");
+    let out = ok(&["import", f, "--jsonl", p(&jsonl2)]);
+    assert!(
+        out.contains(&format!("imported 1 items into {f} ")),
+        "{out}"
+    );
+
+    // export: the same lines both ways.
+    let exported = ok(&named("export", r, "team/s", &[]));
+    assert_eq!(exported, ok(&["export", f]));
+    assert_eq!(exported.lines().count(), 4, "{exported}");
+
+    // get: the same item both ways, options before or after the id, negative ids as ids.
+    for id in ["a", "-5"] {
+        let by_file = ok(&["get", f, id]);
+        assert!(by_file.contains("\"vector\""), "{by_file}");
+        assert_eq!(ok(&named("get", r, "team/s", &[id])), by_file);
+        assert_eq!(ok(&["get", id, "--root", r, "--shard", "team/s"]), by_file);
+    }
+
+    // stats: the same report both ways.
+    let stats = ok(&named("stats", r, "team/s", &["--json", "--check"]));
+    assert_eq!(stats, ok(&["stats", f, "--json", "--check"]));
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(v["count"], 4, "{v}");
+
+    // index: built by name, seen by file; dropped by file, built again by name.
+    let out = ok(&named("index", r, "team/s", &["--m", "8"]));
+    assert!(out.contains("built the hnsw index over 4 items"), "{out}");
+    fails(&named("index", r, "team/s", &[]), 2, "already");
+    let v: serde_json::Value = serde_json::from_str(&ok(&["stats", f, "--json"])).unwrap();
+    assert_eq!(v["index"]["m"], 8, "{v}");
+    assert!(ok(&["index", f, "--drop"]).contains("dropped"));
+    assert!(ok(&named("index", r, "team/s", &["--drop"])).contains("had no index"));
+    ok(&named("index", r, "team/s", &[]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&named("stats", r, "team/s", &["--json"]))).unwrap();
+    assert_eq!(v["index"]["m"], 16, "{v}");
+
+    // delete: with --root every positional is an id (two of them, and a negative one).
+    let out = ok(&named("delete", r, "team/s", &["a", "-5"]));
+    assert!(out.contains("deleted 2 item(s)"), "{out}");
+    fails(&["get", f, "a"], 2, "unknown id: \"a\"");
+    fails(&named("get", r, "team/s", &["-5"]), 2, "unknown id: \"-5\"");
+    fails(
+        &named("delete", r, "team/s", &["b", "nope"]),
+        2,
+        "nothing was deleted: unknown id: \"nope\"",
+    );
+    assert_eq!(count(Path::new(f)), (2, 2));
+    ok(&["delete", "b", "--root", r, "--shard", "team/s"]);
+    assert_eq!(count(Path::new(f)), (1, 3));
+    let with_tombstones = ok(&named("export", r, "team/s", &["--include-deleted"]));
+    assert_eq!(with_tombstones, ok(&["export", f, "--include-deleted"]));
+    assert_eq!(with_tombstones.matches("\"deleted\":true").count(), 3);
+
+    // backup: a copy by name equals a copy by file.
+    let (by_name, by_file) = (dir.path().join("by-name.db"), dir.path().join("by-file.db"));
+    let out = ok(&named("backup", r, "team/s", &[p(&by_name)]));
+    assert!(
+        out.contains(&format!("backed up shard team/s to {}", p(&by_name))),
+        "{out}"
+    );
+    ok(&["backup", f, p(&by_file)]);
+    let all = ok(&["export", f, "--include-deleted"]);
+    assert_eq!(ok(&["export", p(&by_name), "--include-deleted"]), all);
+    assert_eq!(ok(&["export", p(&by_file), "--include-deleted"]), all);
+    fails(
+        &named("backup", r, "team/s", &[p(&by_file)]),
+        2,
+        "already exists",
+    );
+}
+
+#[test]
+fn root_and_shard_are_both_needed_and_exclude_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, file) = root_with_shard(dir.path());
+    let (r, f) = (p(&root), file.as_str());
+    let jsonl = dir.path().join("a.jsonl");
+    std::fs::write(&jsonl, "{\"id\": \"a\", \"vector\": [1, 0]}\n").unwrap();
+    ok(&["import", f, "--jsonl", p(&jsonl)]);
+    let copy = dir.path().join("copy.db");
+    let before = tree(dir.path());
+    // Each command with its arguments other than the shard.
+    let commands: [(&str, Vec<&str>); 7] = [
+        ("import", vec!["--jsonl", p(&jsonl), "--upsert"]),
+        ("get", vec!["a"]),
+        ("delete", vec!["a"]),
+        ("stats", vec![]),
+        ("index", vec![]),
+        ("export", vec![]),
+        ("backup", vec![p(&copy)]),
+    ];
+    for (cmd, rest) in &commands {
+        let with = |shard: &[&str]| -> Vec<String> {
+            let all = [&[*cmd], shard, &rest[..]].concat();
+            all.into_iter().map(String::from).collect()
+        };
+        let refused = |shard: &[&str], needle: &str| {
+            let args = with(shard);
+            let out = bin().args(&args).output().unwrap();
+            fails_with(out, &args, 2, needle);
+        };
+        // --root without --shard, --shard without --root.
+        refused(&["--root", r], "--shard <NAME>");
+        refused(&["--shard", "team/s"], "--root <ROOT>");
+        if *cmd != "delete" {
+            // Neither a shard file nor --root.
+            refused(&[], "required");
+            // A shard file and --root (for delete the file is an id, below). Before the
+            // options, the file of get and backup is taken for their ID or DEST, and what
+            // follows is an unexpected argument.
+            refused(
+                &["--root", r, "--shard", "team/s", f],
+                "cannot be used with",
+            );
+            refused(&[f, "--root", r, "--shard", "team/s"], "");
+            // A shard file and --shard.
+            refused(&["--shard", "team/s", f], "cannot be used with");
+        }
+    }
+    // A lone positional is the id (or the copy), never taken for the shard file.
+    fails(&["get", "a"], 2, "required");
+    fails(&["backup", p(&copy)], 2, "required");
+    fails(&["delete", "a"], 2, "give the shard file and the ids");
+    fails(&["delete", f], 2, "give the shard file and the ids");
+    fails(&["delete", "--root", r, "--shard", "team/s"], 2, "required");
+    // With --root every positional of delete is an id: a shard file given too is an unknown
+    // id, and the delete is all or nothing.
+    fails(
+        &named("delete", r, "team/s", &[f, "a"]),
+        2,
+        "nothing was deleted: unknown id",
+    );
+    assert_eq!(count(Path::new(f)), (1, 0));
+    assert_eq!(tree(dir.path()), before, "a refused command changed files");
+}
+
+#[test]
+fn unknown_and_hostile_shard_names_are_refused_by_the_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = root_with_shard(dir.path());
+    let r = p(&root);
+    let jsonl = dir.path().join("a.jsonl");
+    std::fs::write(&jsonl, "{\"id\": \"a\", \"vector\": [1, 0]}\n").unwrap();
+    let copy = dir.path().join("copy.db");
+    let before = tree(dir.path());
+    let commands: [(&str, Vec<&str>); 7] = [
+        ("import", vec!["--jsonl", p(&jsonl)]),
+        ("get", vec!["a"]),
+        ("delete", vec!["a"]),
+        ("stats", vec![]),
+        ("index", vec![]),
+        ("export", vec![]),
+        ("backup", vec![p(&copy)]),
+    ];
+    for (cmd, rest) in &commands {
+        fails(&named(cmd, r, "nope", rest), 2, "unknown shard: \"nope\"");
+        // The shard's name without its namespace is another name.
+        fails(&named(cmd, r, "s", rest), 2, "unknown shard: \"s\"");
+        for (name, why) in [
+            ("../x", "'..' segment"),
+            ("team/../team/s", "'..' segment"),
+            ("/etc/passwd", "starts with '/'"),
+            (p(&root), "starts with '/'"),
+            ("team\\s", "not allowed"),
+            ("", "empty"),
+        ] {
+            fails(
+                &named(cmd, r, name, rest),
+                2,
+                &format!("invalid shard name {name:?}: "),
+            );
+            let out = run(&named(cmd, r, name, rest));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(why),
+                "{cmd} {name}: {out:?}"
+            );
+        }
+        // A root that is not there is not created (nor is a directory made one).
+        let typo = dir.path().join("roto");
+        fails(
+            &named(cmd, p(&typo), "team/s", rest),
+            2,
+            &format!("no shard root at {}", p(&typo)),
+        );
+        fails(
+            &named(cmd, p(dir.path()), "team/s", rest),
+            2,
+            "is not a shard root",
+        );
+    }
+    assert_eq!(tree(dir.path()), before, "a refused command changed files");
+    assert!(!dir.path().join("x").exists());
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["shards", "list", "--root", r, "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }

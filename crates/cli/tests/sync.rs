@@ -119,15 +119,21 @@ fn two_roots_sync_through_the_cli() {
         assert_eq!(first["vector"].as_array().unwrap().len(), 8, "{first}");
     }
     let stats = |root: &Path| {
-        let m = sqlite_vector::ShardManager::open(root, sqlite_vector::ManagerOptions::default())
-            .unwrap();
-        let path = m.list(Some("team/notes")).unwrap()[0].path.clone();
-        let out = ok(&["stats", path.to_str().unwrap(), "--json"]);
+        let root = root.to_str().unwrap();
+        let out = ok(&["stats", "--root", root, "--shard", "team/notes", "--json"]);
         serde_json::from_str::<serde_json::Value>(&out).unwrap()
     };
     let (sa, sb) = (stats(&ra), stats(&rb));
     assert_eq!(sa["sync_digest"], sb["sync_digest"]);
     assert_eq!(sa["sync_cursors"][0]["site_id"], sb["site_id"], "{sa}");
+    // Each side knows how far the other holds its changes, and which node it is.
+    assert_eq!(sa["sync_peers"][0]["site_id"], sb["site_id"], "{sa}");
+    assert_eq!(
+        sa["sync_peers"][0]["acked"], sb["sync_cursors"][0]["seq"],
+        "{sa} {sb}"
+    );
+    assert_eq!(sa["sync_peers"][0]["node"], id_b.as_str(), "{sa}");
+    assert_eq!(sb["sync_peers"][0]["node"], id_a.as_str(), "{sb}");
 
     // A stranger is refused: exit 1, nothing received.
     let c = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 //! shard data and store nothing.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use sqlite_vector::{
@@ -10,7 +11,8 @@ use sqlite_vector::{
     Update,
 };
 use sqlite_vector_sync::{
-    sync_once, Config, Direction, Identity, Selection, Server, SyncError, TrustList, TrustedPeer,
+    sync_once, Config, Direction, Identity, Selection, Server, ServerStats, SyncError, TrustList,
+    TrustedPeer,
 };
 
 struct Root {
@@ -104,6 +106,7 @@ async fn sync(
 
 struct Serving {
     addr: std::net::SocketAddr,
+    stats: Arc<ServerStats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -116,6 +119,7 @@ fn serve(r: &Root) -> Serving {
     )
     .unwrap();
     let addr = server.local_addr().unwrap();
+    let stats = server.stats();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         server
@@ -127,6 +131,7 @@ fn serve(r: &Root) -> Serving {
     });
     Serving {
         addr,
+        stats,
         stop: Some(stop),
         task,
     }
@@ -220,7 +225,11 @@ async fn two_roots_converge_and_strangers_get_nothing() {
     }
     assert_eq!(dump(&a.manager, "shared"), dump(&b.manager, "shared"));
 
-    // A stranger: refused in the handshake, nothing stored or read.
+    // A stranger: refused in the handshake, nothing stored or read; the server sent it no
+    // shard byte.
+    let shard_bytes = || server.stats.shard_bytes_sent.load(Ordering::Relaxed);
+    let sent_before = shard_bytes();
+    assert!(sent_before > 0);
     let c = root();
     fill(&c.manager, "notes/c", 5, 9000);
     let before = b.manager.list(None).unwrap().len();
@@ -230,6 +239,8 @@ async fn two_roots_converge_and_strangers_get_nothing() {
     assert!(matches!(e, SyncError::Connection(_)), "{e}");
     assert_eq!(b.manager.list(None).unwrap().len(), before);
     assert!(c.manager.list(None).unwrap().len() == 1);
+    assert_eq!(shard_bytes(), sent_before);
+    assert!(server.stats.handshakes_failed.load(Ordering::Relaxed) >= 1);
     // The right key under a wrong expected id: the client refuses the server.
     let wrong = "0".repeat(64);
     let e = sync(&a, server.addr, &wrong, Direction::Pull)
@@ -258,6 +269,21 @@ async fn two_roots_converge_and_strangers_get_nothing() {
     );
     assert_eq!(b.manager.open_shard("public/faq").unwrap().len(), 4);
     assert_eq!(dump(&b.manager, "notes/a"), dump(&a.manager, "notes/a"));
+    // Its pull of what it was not granted: no shard byte on the wire.
+    let before = shard_bytes();
+    let r = sync_once(
+        d.manager.clone(),
+        &d.identity,
+        server.addr,
+        &id_b,
+        Direction::Pull,
+        &Selection::Prefix("notes/".into()),
+        Config::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.shards, r.received), (0, 0), "{r:?}");
+    assert_eq!(shard_bytes(), before, "an ungranted pull got shard data");
     let r = sync(&d, server.addr, &id_b, Direction::Pull).await.unwrap();
     assert_eq!((r.shards, r.received), (1, 4), "{r:?}");
     assert_eq!(d.manager.open_shard("public/faq").unwrap().len(), 6);

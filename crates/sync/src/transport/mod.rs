@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,10 +79,20 @@ async fn read_frame(recv: &mut RecvStream, dec: &mut Decoder) -> Result<Option<F
 }
 
 /// Writes every frame the session has queued.
-async fn write_out(session: &mut Session, send: &mut SendStream) -> Result<(), SyncError> {
+/// Sends the session's queued frames; adds the bytes of its chunks to `shard_bytes` (the
+/// server's count of shard data sent).
+async fn write_out(
+    session: &mut Session,
+    send: &mut SendStream,
+    shard_bytes: Option<&AtomicU64>,
+) -> Result<(), SyncError> {
     let mut buf = Vec::new();
     while let Some(f) = session.poll_transmit() {
+        let start = buf.len();
         f.encode(&mut buf)?;
+        if let (Some(n), Frame::Chunk(_)) = (shard_bytes, &f) {
+            n.fetch_add((buf.len() - start) as u64, Ordering::Relaxed);
+        }
     }
     if !buf.is_empty() {
         send.write_all(&buf).await.map_err(conn_error)?;
@@ -102,9 +113,10 @@ async fn drive(
     send: &mut SendStream,
     recv: &mut RecvStream,
     dec: &mut Decoder,
+    shard_bytes: Option<&AtomicU64>,
 ) -> Result<Outcome, SyncError> {
     loop {
-        write_out(session, send).await?;
+        write_out(session, send, shard_bytes).await?;
         if session.is_finished() {
             let _ = send.finish();
             return Ok(session.outcome().clone());
@@ -114,7 +126,7 @@ async fn drive(
         };
         let r = tokio::task::block_in_place(|| session.handle(frame, store));
         if let Err(e) = r {
-            let _ = write_out(session, send).await;
+            let _ = write_out(session, send, shard_bytes).await;
             let _ = send.finish();
             return Err(e.into());
         }
@@ -145,6 +157,20 @@ pub struct Server {
     manager: Arc<ShardManager>,
     root: PathBuf,
     cfg: Config,
+    stats: Arc<ServerStats>,
+}
+
+/// What a [`Server`] has done, counted as it runs ([`Server::stats`]).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections whose TLS handshake failed (an untrusted key, a client that refused this
+    /// server's key, or garbage).
+    pub handshakes_failed: AtomicU64,
+    /// Shard sessions started (a trusted peer's hello for a shard it may sync).
+    pub sessions: AtomicU64,
+    /// Bytes of shard data sent: change chunks, and shard listings that name at least one
+    /// shard. What a stranger or an ungranted peer must never receive.
+    pub shard_bytes_sent: AtomicU64,
 }
 
 impl Server {
@@ -167,7 +193,13 @@ impl Server {
             manager,
             root,
             cfg: Config::default(),
+            stats: Arc::default(),
         })
+    }
+
+    /// The server's counters (shared: read them while it runs).
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
     }
 
     /// The address the server listens on.
@@ -192,10 +224,14 @@ impl Server {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
                     let (manager, root, cfg) = (self.manager.clone(), self.root.clone(), self.cfg);
+                    let stats = self.stats.clone();
                     tasks.spawn(async move {
                         match incoming.await {
-                            Ok(conn) => serve_connection(conn, manager, root, cfg).await,
-                            Err(e) => tracing::info!("handshake failed: {e}"),
+                            Ok(conn) => serve_connection(conn, manager, root, cfg, stats).await,
+                            Err(e) => {
+                                stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!("handshake failed: {e}");
+                            }
                         }
                     });
                 }
@@ -214,6 +250,7 @@ async fn serve_connection(
     manager: Arc<ShardManager>,
     root: PathBuf,
     cfg: Config,
+    stats: Arc<ServerStats>,
 ) {
     let Some(peer) = peer_id(&conn) else {
         conn.close(1u32.into(), b"no peer identity");
@@ -225,8 +262,10 @@ async fn serve_connection(
             s = conn.accept_bi() => match s {
                 Ok((send, recv)) => {
                     let (manager, root, peer) = (manager.clone(), root.clone(), peer.clone());
+                    let stats = stats.clone();
                     streams.spawn(async move {
-                        if let Err(e) = serve_stream(send, recv, &manager, &root, &peer, cfg).await {
+                        let served = serve_stream(send, recv, &manager, &root, &peer, cfg, &stats);
+                        if let Err(e) = served.await {
                             tracing::info!(peer = %peer, "sync stream ended: {e}");
                         }
                     });
@@ -252,6 +291,7 @@ async fn serve_stream(
     root: &std::path::Path,
     peer: &str,
     cfg: Config,
+    stats: &ServerStats,
 ) -> Result<(), SyncError> {
     let mut dec = Decoder::new();
     let Some(first) = read_frame(&mut recv, &mut dec).await? else {
@@ -269,8 +309,18 @@ async fn serve_stream(
                     let p = WireProfile::of(&i.profile);
                     (i.name, p)
                 })
-                .collect();
-            write_frame(&mut send, &Frame::Shards { shards }).await?;
+                .collect::<Vec<_>>();
+            let frame = Frame::Shards { shards };
+            if let Frame::Shards { shards } = &frame {
+                if !shards.is_empty() {
+                    let mut buf = Vec::new();
+                    frame.encode(&mut buf)?;
+                    stats
+                        .shard_bytes_sent
+                        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                }
+            }
+            write_frame(&mut send, &frame).await?;
             let _ = send.finish();
             Ok(())
         }
@@ -304,11 +354,13 @@ async fn serve_stream(
             let (mut session, r) =
                 tokio::task::block_in_place(|| Session::respond(hello, &store, grant, cfg));
             if let Err(e) = r {
-                write_out(&mut session, &mut send).await?;
+                write_out(&mut session, &mut send, None).await?;
                 let _ = send.finish();
                 return Err(e.into());
             }
-            drive(&mut session, &store, &mut send, &mut recv, &mut dec).await?;
+            stats.sessions.fetch_add(1, Ordering::Relaxed);
+            let bytes = Some(&stats.shard_bytes_sent);
+            drive(&mut session, &store, &mut send, &mut recv, &mut dec, bytes).await?;
             Ok(())
         }
         other => {
@@ -688,7 +740,7 @@ async fn sync_shard(
         let mut session =
             tokio::task::block_in_place(|| Session::initiate(name, &store, send, receive, cfg))?;
         let mut dec = Decoder::new();
-        let out = drive(&mut session, &store, &mut tx, &mut rx, &mut dec).await?;
+        let out = drive(&mut session, &store, &mut tx, &mut rx, &mut dec, None).await?;
         // Wait (briefly) for the peer to read this side's last frames before the connection
         // closes.
         let _ = tokio::time::timeout(Duration::from_secs(2), tx.stopped()).await;
