@@ -379,8 +379,8 @@ pub const LIVE_HELD: &str = "SELECT i.id, i.seq, i.site_id, v.site FROM items i 
 /// [`LIVE_HELD`] for a shard without `sync_via`.
 pub const LIVE_HELD_NO_VIA: &str = "SELECT id, seq, site_id, NULL FROM items WHERE cl % 2 = 1";
 
-/// The version of every live item, for the sync digest.
-pub const LIVE_VERSIONS: &str = "SELECT id, cl, hlc, site_id FROM items WHERE cl % 2 = 1";
+/// The version of every row stamped after `?1`, for the sync digest kept up to date.
+pub const VERSIONS_SINCE: &str = "SELECT rowid, id, cl, hlc, site_id FROM items WHERE seq > ?1";
 
 // ------------------------------------------------------------------ full-text index
 

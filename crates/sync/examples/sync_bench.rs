@@ -1,15 +1,17 @@
 //! Sync over loopback QUIC, measured: one-shot pushes of N new 384-d items to a server in the
-//! same process (each a fresh connection, TLS handshake included), an idle sync, and a pull of
-//! many small shards over one connection.
+//! same process (each a fresh connection, TLS handshake included, then on one established
+//! connection), an idle sync, a pull of many small shards over one connection, live mode, and
+//! the apply rate of a receiving shard (chunks through the session's store, no network).
 //!
 //! `cargo run --release -p sqlite-vector-sync --example sync_bench [rounds]`
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use sqlite_vector::{ManagerOptions, Metric, NewItem, Profile, ShardManager};
+use sqlite_vector::{ManagerOptions, Metric, NewItem, Profile, Shard, ShardManager, SiteId};
 use sqlite_vector_sync::{
-    sync_once, Config, Direction, Identity, Selection, Server, TrustList, TrustedPeer,
+    sync_once, Config, Direction, Identity, PeerConnection, Selection, Server, ShardStore, Store,
+    TrustList, TrustedPeer,
 };
 
 fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
@@ -123,6 +125,37 @@ async fn main() {
             (b - raw) / n as f64
         );
     }
+    // The same pushes on one established connection.
+    let peer = PeerConnection::connect(&ia, addr, ib.id()).await.unwrap();
+    for n in [100usize, 1000] {
+        let mut ms = Vec::new();
+        for r in 0..rounds + 1 {
+            let items = vectors(n, dim, (n * 7000 + r) as u64)
+                .into_iter()
+                .map(|v| {
+                    next += 1;
+                    NewItem::new(v).with_id(format!("i{next}"))
+                })
+                .collect();
+            shard.insert_batch(items).unwrap();
+            let t = Instant::now();
+            let rep = peer
+                .sync(ma.clone(), Direction::Push, &names, Config::default())
+                .await
+                .unwrap();
+            let took = t.elapsed().as_secs_f64() * 1e3;
+            assert_eq!(rep.sent as usize, n);
+            if r > 0 {
+                ms.push(took);
+            }
+        }
+        println!(
+            "push {n} new {dim}-d items, established connection: p50 {:.1} ms, p99 {:.1} ms",
+            pct(&mut ms.clone(), 50.0),
+            pct(&mut ms, 99.0)
+        );
+    }
+    peer.close().await;
     let mut ms = Vec::new();
     let mut bytes = Vec::new();
     for _ in 0..rounds {
@@ -221,4 +254,67 @@ async fn main() {
     live.await.unwrap();
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+    apply_rate(dim);
+}
+
+/// Applies a feed into a file shard in the session's chunks (512 changes, one transaction
+/// each, as `Config::default()` cuts 384-d changes), timing each: changes/s and the longest
+/// transaction (how long a local writer may wait).
+fn apply_rate(dim: usize) {
+    let n = 20_480;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::new(dim, Metric::Cosine);
+    let source = Shard::in_memory(&profile).unwrap();
+    let items = vectors(n, dim, 99)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            NewItem::new(v)
+                .with_id(format!("a{i}"))
+                .with_metadata(serde_json::json!({"i": i, "tag": "new"}))
+        })
+        .collect();
+    source.insert_batch(items).unwrap();
+    let inserts = source.changes_since(0, usize::MAX).unwrap();
+    let head = source.head().unwrap();
+    source
+        .transaction(|tx| {
+            for i in 0..n {
+                tx.update(
+                    &format!("a{i}"),
+                    sqlite_vector::Update {
+                        metadata: Some(serde_json::json!({"i": i, "tag": "seen"})),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let updates = source.changes_since(head, usize::MAX).unwrap();
+    let target = Shard::create(dir.path().join("t.db"), &profile).unwrap();
+    let store = ShardStore::bare(&target);
+    let from = SiteId([0xab; 16]);
+    for (what, feed) in [
+        ("new 384-d items", &inserts),
+        ("metadata-only updates", &updates),
+    ] {
+        let t = Instant::now();
+        let mut longest = 0f64;
+        for chunk in feed.chunks(512) {
+            let c0 = Instant::now();
+            store
+                .apply(from, Some(chunk.last().unwrap().seq), chunk)
+                .unwrap();
+            longest = longest.max(c0.elapsed().as_secs_f64() * 1e3);
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "apply {} {what} in chunks of 512: {:.0} changes/s, longest transaction {:.1} ms",
+            feed.len(),
+            feed.len() as f64 / secs,
+            longest
+        );
+    }
+    assert_eq!(target.len(), n);
 }

@@ -18,6 +18,6 @@ pub mod transport;
 
 #[cfg(feature = "transport")]
 pub use transport::{
-    sync_live, sync_once, Direction, Identity, Report, Selection, Server, ServerStats, SyncError,
-    TrustList, TrustedPeer,
+    sync_live, sync_once, Direction, Identity, PeerConnection, Report, Selection, Server,
+    ServerStats, SyncError, TrustList, TrustedPeer,
 };

@@ -11,8 +11,8 @@ use sqlite_vector::{
     Update,
 };
 use sqlite_vector_sync::{
-    sync_once, Config, Direction, Identity, Selection, Server, ServerStats, SyncError, TrustList,
-    TrustedPeer,
+    sync_once, Config, Direction, Identity, PeerConnection, Selection, Server, ServerStats,
+    SyncError, TrustList, TrustedPeer,
 };
 
 struct Root {
@@ -292,6 +292,50 @@ async fn two_roots_converge_and_strangers_get_nothing() {
         3,
         "nothing of notes/a leaked"
     );
+
+    // A trusted peer on one connection: a standalone shard pushed under a new name is created
+    // with its profile; hostile names are refused by the server's manager, nothing created.
+    let peer = PeerConnection::connect(&a.identity, server.addr, &id_b)
+        .await
+        .unwrap();
+    let loose = sqlite_vector::Shard::in_memory(&Profile::new(16, Metric::Cosine)).unwrap();
+    loose
+        .insert(NewItem::new(vector(42, 16)).with_id("loose-1"))
+        .unwrap();
+    let out = peer
+        .sync_shard("loose/one", &loose, &[], true, true, Config::default())
+        .await
+        .unwrap();
+    assert_eq!((out.sent, out.converged), (1, true), "{out:?}");
+    assert_eq!(b.manager.open_shard("loose/one").unwrap().len(), 1);
+    let listed = b.manager.list(None).unwrap().len();
+    let outside = b.manager.root().parent().unwrap().join("x");
+    let outside_before = outside.exists();
+    for name in ["../x", "/etc/passwd", "a/../../x", "", "loose\\two"] {
+        let e = peer
+            .sync_shard(name, &loose, &[], true, false, Config::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SyncError::Proto(_)), "{name:?}: {e}");
+    }
+    assert_eq!(b.manager.list(None).unwrap().len(), listed);
+    assert_eq!(
+        outside.exists(),
+        outside_before,
+        "nothing made outside the root"
+    );
+    // The same connection serves a root-wide sync afterwards.
+    let r = peer
+        .sync(
+            a.manager.clone(),
+            Direction::Pull,
+            &Selection::Prefix("loose/".into()),
+            Config::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.shards, r.received), (1, 1), "{r:?}");
+    peer.close().await;
     server.stop().await;
 }
 

@@ -1,6 +1,8 @@
 //! Administration of a shard: its HNSW index, its quantization, stats, the change feed with
 //! payloads, integrity checks and read-only SQL.
 
+use std::sync::PoisonError;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -362,7 +364,9 @@ impl Shard {
     }
 
     /// The shard's sync state (site id, head, cursors, digest of its live items), read in one
-    /// snapshot. The digest scans the live items' versions (about 0.2 µs per item).
+    /// snapshot. The digest is kept in memory and brought up to date from the rows stamped
+    /// since the last call (one indexed range read); the first call scans every row (about
+    /// 0.2 µs each) and the cache then costs about 40 bytes per live item.
     ///
     /// # Errors
     /// [`Error::Sqlite`]; [`Error::Corrupt`] for a bad site id.
@@ -374,23 +378,44 @@ impl Shard {
         let cursors = read_cursors(&tx)?;
         let peers = read_peers(&tx)?;
         let horizon = gc_horizon(&tx)?;
-        let (mut digest, mut live) = (0u64, 0u64);
-        {
-            let mut stmt = tx.prepare_cached(schema::LIVE_VERSIONS)?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let id = r.get_ref(0)?.as_str()?;
-                let site_id = SiteId::from_slice(r.get_ref(3)?.as_blob()?)
-                    .map_err(|_| Error::Corrupt(format!("item {id:?} has a bad site id")))?;
-                let v = crate::change::Version {
-                    causal_length: r.get(1)?,
-                    hlc: r.get(2)?,
-                    site_id,
+        let (digest, live) = {
+            let mut cache = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
+            if head < cache.as_of || horizon > cache.as_of {
+                // The versions went back (a restored file), or tombstones the cache had not
+                // seen were collected (their rows are gone, not stamped anew): start over.
+                *cache = super::DigestCache {
+                    as_of: -1,
+                    ..Default::default()
                 };
-                digest ^= crate::change::digest_item(id, &v);
-                live += 1;
             }
-        }
+            if head > cache.as_of {
+                let mut stmt = tx.prepare_cached(schema::VERSIONS_SINCE)?;
+                let mut rows = stmt.query([cache.as_of])?;
+                while let Some(r) = rows.next()? {
+                    let rowid: i64 = r.get(0)?;
+                    if let Some(old) = cache.rows.remove(&rowid) {
+                        cache.digest ^= old;
+                    }
+                    let cl: i64 = r.get(2)?;
+                    if cl % 2 == 0 {
+                        continue;
+                    }
+                    let id = r.get_ref(1)?.as_str()?;
+                    let site_id = SiteId::from_slice(r.get_ref(4)?.as_blob()?)
+                        .map_err(|_| Error::Corrupt(format!("item {id:?} has a bad site id")))?;
+                    let v = crate::change::Version {
+                        causal_length: cl,
+                        hlc: r.get(3)?,
+                        site_id,
+                    };
+                    let h = crate::change::digest_item(id, &v);
+                    cache.rows.insert(rowid, h);
+                    cache.digest ^= h;
+                }
+                cache.as_of = head;
+            }
+            (cache.digest, cache.rows.len() as u64)
+        };
         tx.finish()?;
         Ok(SyncState {
             site_id: self.site_id,

@@ -117,11 +117,24 @@ pub struct Shard {
     /// ([`State::version`]): agents repeat the same filter, and evaluating it costs one pass
     /// over the metadata. Most recent first, at most [`FILTER_CACHE`] entries.
     filter_cache: Mutex<FilterCache>,
+    /// The sync digest, kept up to date lazily ([`Shard::sync_state`] folds in the rows
+    /// stamped since it was last computed); built by the first call.
+    digest: Mutex<DigestCache>,
     /// The in-memory text index, shared by all of the shard's connections.
     text: Arc<crate::fts::SharedText>,
     /// Declared last, so it runs after the connections above are closed: checkpoints a
     /// `normal` file shard's WAL into the file and deletes it (see [`conn::CloseOnDrop`]).
     close: conn::CloseOnDrop,
+}
+
+/// The sync digest of a shard as of a local version: each live row's contribution by rowid,
+/// and their XOR.
+#[derive(Default)]
+pub(crate) struct DigestCache {
+    /// The head the digest reflects (-1: not built).
+    pub(crate) as_of: i64,
+    pub(crate) digest: u64,
+    pub(crate) rows: std::collections::HashMap<i64, u64>,
 }
 
 thread_local! {

@@ -854,6 +854,10 @@ impl Shard {
             writer: Mutex::new(writer),
             readers,
             filter_cache: Mutex::new(Vec::new()),
+            digest: Mutex::new(super::DigestCache {
+                as_of: -1,
+                ..Default::default()
+            }),
             text,
             close,
         })

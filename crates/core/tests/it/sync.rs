@@ -690,3 +690,64 @@ fn a_snapshot_deletes_only_what_the_peer_had_seen() {
     assert!(s.get("new").is_ok());
     assert!(s.get("old").is_err());
 }
+
+#[test]
+fn the_cached_digest_follows_every_write_and_other_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = shard(dir.path(), "d.db", &clock);
+    let fresh = || {
+        let options = OpenOptions::default().with_clock(clock.clone());
+        Shard::open_with_options(dir.path().join("d.db"), &options)
+            .unwrap()
+            .sync_state()
+            .unwrap()
+    };
+    let check = |s: &Shard| {
+        let (cached, scanned) = (s.sync_state().unwrap(), fresh());
+        assert_eq!((cached.digest, cached.live), (scanned.digest, scanned.live));
+    };
+    check(&s);
+    local_history(&s, &clock);
+    check(&s);
+    // Another handle (as another process) writes: this one catches up on its next call.
+    let other = {
+        let options = OpenOptions::default().with_clock(clock.clone());
+        Shard::open_with_options(dir.path().join("d.db"), &options).unwrap()
+    };
+    let v = random_vectors(3, 16, 11);
+    other
+        .insert(NewItem::new(v[0].clone()).with_id("from-other"))
+        .unwrap();
+    other.delete("from-other").unwrap();
+    other
+        .insert(NewItem::new(v[1].clone()).with_id("again"))
+        .unwrap();
+    check(&s);
+    // A remote change that wins, a metadata-only update, a collection.
+    let mut c = s.changes_since(0, 1).unwrap().remove(0);
+    c.site_id = SiteId([3; 16]);
+    c.hlc += 1 << 20;
+    s.transaction(|tx| tx.apply_remote(&c)).unwrap();
+    s.update(
+        "again",
+        Update {
+            metadata: Some(json!({"title": "t"})),
+            ..Update::default()
+        },
+    )
+    .unwrap();
+    s.transaction(|tx| tx.set_peer_ack(SiteId([3; 16]), i64::MAX / 2, None))
+        .unwrap();
+    assert!(s.collect_tombstones(&[], None).unwrap().removed > 0);
+    check(&s);
+    // A delete collected before any digest saw it as a tombstone.
+    s.delete("again").unwrap();
+    s.insert(NewItem::new(v[2].clone()).with_id("last"))
+        .unwrap();
+    s.transaction(|tx| tx.set_peer_ack(SiteId([3; 16]), i64::MAX / 2, None))
+        .unwrap();
+    assert_eq!(s.collect_tombstones(&[], None).unwrap().removed, 1);
+    check(&s);
+    assert_eq!(s.sync_state().unwrap().live, s.len() as u64);
+}

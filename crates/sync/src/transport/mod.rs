@@ -457,44 +457,131 @@ pub async fn sync_once(
     cfg: Config,
 ) -> Result<Report, SyncError> {
     let t0 = Instant::now();
-    let peer_id = parse_node_id(peer_id)?;
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::]:0".parse().expect("address")
-    } else {
-        "0.0.0.0:0".parse().expect("address")
-    };
-    let mut endpoint = Endpoint::client(bind)?;
-    endpoint.set_default_client_config(tls::client_config(identity, &peer_id)?);
-    let conn = endpoint
-        .connect(addr, "sqlite-vector-peer")
-        .map_err(conn_error)?
-        .await
-        .map_err(|e| {
-            SyncError::Connection(format!(
-                "{addr}: {e} (is this node in the peer's trust list, and is {peer_id} its id?)"
-            ))
-        })?;
-    // In TLS 1.3 the client's handshake completes before the server has checked the client's
-    // key: a server that does not trust this node closes the connection right after.
-    let result = sync_on(&conn, manager, direction, selection, cfg)
-        .await
-        .map_err(|e| match e {
-            SyncError::Connection(m) => SyncError::Connection(format!(
-                "{addr}: {m} (is this node in the peer's trust list?)"
-            )),
-            e => e,
-        });
+    let peer = PeerConnection::connect(identity, addr, peer_id).await?;
+    let result = peer.sync(manager, direction, selection, cfg).await;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let stats = conn.stats();
-    // The close frame goes out at once; the endpoint is not waited for (its draining period,
-    // three probe timeouts, ≈ 80 ms on loopback, is the peer's business).
-    conn.close(0u32.into(), b"done");
-    let _ = tokio::time::timeout(Duration::from_millis(5), endpoint.wait_idle()).await;
+    let stats = peer.conn.stats();
+    peer.close().await;
     let mut report = result?;
     report.bytes_sent = stats.udp_tx.bytes;
     report.bytes_received = stats.udp_rx.bytes;
     report.ms = ms;
     Ok(report)
+}
+
+/// An open connection to a peer node (QUIC, mutual TLS on pinned keys): sync over it as often
+/// as needed without a new handshake ([`PeerConnection::sync`]), then
+/// [`PeerConnection::close`] it. [`sync_once`] is connect, sync, close.
+pub struct PeerConnection {
+    endpoint: Endpoint,
+    conn: Connection,
+    addr: SocketAddr,
+}
+
+impl PeerConnection {
+    /// Connects to the node `peer_id` at `addr` as `identity`.
+    ///
+    /// # Errors
+    /// [`SyncError::Connection`] when the peer is unreachable or the handshake fails (the
+    /// peer does not trust this node, or its key is not `peer_id`);
+    /// [`SyncError::InvalidArgument`] for a malformed `peer_id`; [`SyncError::Tls`].
+    pub async fn connect(
+        identity: &Identity,
+        addr: SocketAddr,
+        peer_id: &str,
+    ) -> Result<PeerConnection, SyncError> {
+        let peer_id = parse_node_id(peer_id)?;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().expect("address")
+        } else {
+            "0.0.0.0:0".parse().expect("address")
+        };
+        let mut endpoint = Endpoint::client(bind)?;
+        endpoint.set_default_client_config(tls::client_config(identity, &peer_id)?);
+        let conn = endpoint
+            .connect(addr, "sqlite-vector-peer")
+            .map_err(conn_error)?
+            .await
+            .map_err(|e| {
+                SyncError::Connection(format!(
+                    "{addr}: {e} (is this node in the peer's trust list, and is {peer_id} its id?)"
+                ))
+            })?;
+        Ok(PeerConnection {
+            endpoint,
+            conn,
+            addr,
+        })
+    }
+
+    /// Syncs the shards `selection` names between `manager`'s root and the peer, once, in
+    /// `direction` (as [`sync_once`], on this connection). The report's bytes and ms are this
+    /// call's.
+    ///
+    /// # Errors
+    /// As [`sync_once`] after the handshake.
+    pub async fn sync(
+        &self,
+        manager: Arc<ShardManager>,
+        direction: Direction,
+        selection: &Selection,
+        cfg: Config,
+    ) -> Result<Report, SyncError> {
+        let t0 = Instant::now();
+        let before = self.conn.stats();
+        // In TLS 1.3 the client's handshake completes before the server has checked the
+        // client's key: a server that does not trust this node closes the connection right
+        // after.
+        let mut report = sync_on(&self.conn, manager, direction, selection, cfg)
+            .await
+            .map_err(|e| match e {
+                SyncError::Connection(m) => SyncError::Connection(format!(
+                    "{}: {m} (is this node in the peer's trust list?)",
+                    self.addr
+                )),
+                e => e,
+            })?;
+        let after = self.conn.stats();
+        report.bytes_sent = after.udp_tx.bytes - before.udp_tx.bytes;
+        report.bytes_received = after.udp_rx.bytes - before.udp_rx.bytes;
+        report.ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(report)
+    }
+
+    /// Syncs one shard that need not live in a root (a shard file, an in-memory shard) with
+    /// the peer's shard `name`, once: `send` this shard's changes, `receive` the peer's
+    /// (the peer creates `name` with this shard's profile when it lacks it and this node may
+    /// push). `members` are the nodes tombstone collection waits for
+    /// ([`sqlite_vector::Shard::collect_tombstones`]).
+    ///
+    /// # Errors
+    /// [`SyncError::Connection`]; [`SyncError::Proto`] when either side refuses the session
+    /// (grant, profile, name).
+    pub async fn sync_shard(
+        &self,
+        name: &str,
+        shard: &Shard,
+        members: &[String],
+        send: bool,
+        receive: bool,
+        cfg: Config,
+    ) -> Result<Outcome, SyncError> {
+        let peer = peer_id(&self.conn);
+        let store = ShardStore {
+            shard,
+            peer_node: peer.as_deref(),
+            members,
+        };
+        run_sessions(&self.conn, name, &store, send, receive, cfg).await
+    }
+
+    /// Closes the connection: the close frame goes out at once; the endpoint is not waited for
+    /// past 5 ms (its draining period, three probe timeouts, ≈ 80 ms on loopback, is the
+    /// peer's business).
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_millis(5), self.endpoint.wait_idle()).await;
+    }
 }
 
 /// Keeps syncing the shards `selection` names with the node `peer_id` at `addr` until `stop`
@@ -517,22 +604,15 @@ pub async fn sync_live(
     stop: impl Future<Output = ()>,
     mut on_round: impl FnMut(&Report),
 ) -> Result<(), SyncError> {
-    let peer_id = parse_node_id(peer_id)?;
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::]:0".parse().expect("address")
-    } else {
-        "0.0.0.0:0".parse().expect("address")
-    };
-    let mut endpoint = Endpoint::client(bind)?;
-    endpoint.set_default_client_config(tls::client_config(identity, &peer_id)?);
+    parse_node_id(peer_id)?;
     tokio::pin!(stop);
     let mut heads: BTreeMap<String, i64> = BTreeMap::new();
     'connect: loop {
-        let conn = tokio::select! {
+        let peer = tokio::select! {
             () = &mut stop => break,
-            c = async { endpoint.connect(addr, "sqlite-vector-peer").map_err(conn_error)?.await.map_err(conn_error) } => c,
+            c = PeerConnection::connect(identity, addr, peer_id) => c,
         };
-        let conn = match conn {
+        let peer = match peer {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("live sync: {e}; retrying in 1 s");
@@ -581,18 +661,16 @@ pub async fn sync_live(
                 }
             });
             if !matches!(&selected, Selection::Names(n) if n.is_empty()) {
-                let t0 = Instant::now();
-                match sync_on(
-                    &conn,
-                    manager.clone(),
-                    Direction::Both,
-                    &selected,
-                    Config::default(),
-                )
-                .await
+                match peer
+                    .sync(
+                        manager.clone(),
+                        Direction::Both,
+                        &selected,
+                        Config::default(),
+                    )
+                    .await
                 {
-                    Ok(mut report) => {
-                        report.ms = t0.elapsed().as_secs_f64() * 1e3;
+                    Ok(report) => {
                         heads.extend(before);
                         on_round(&report);
                     }
@@ -607,14 +685,13 @@ pub async fn sync_live(
             }
             tokio::select! {
                 () = &mut stop => {
-                    conn.close(0u32.into(), b"done");
+                    peer.close().await;
                     break 'connect;
                 }
                 () = tokio::time::sleep(poll) => {}
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
     Ok(())
 }
 
@@ -732,15 +809,28 @@ async fn sync_shard(
         peer_node: peer.as_deref(),
         members: &members,
     };
+    run_sessions(conn, name, &store, send, receive, cfg).await
+}
+
+/// Runs one shard's session on `conn` (again after a snapshot in a two-way sync), returning
+/// the outcomes summed.
+async fn run_sessions(
+    conn: &Connection,
+    name: &str,
+    store: &ShardStore<'_>,
+    send: bool,
+    receive: bool,
+    cfg: Config,
+) -> Result<Outcome, SyncError> {
     let mut total = Outcome::default();
     // A session with a snapshot runs one way (the side taking it sends nothing yet): a
     // two-way sync runs again, as a delta.
     for round in 0..3 {
         let (mut tx, mut rx) = conn.open_bi().await.map_err(conn_error)?;
         let mut session =
-            tokio::task::block_in_place(|| Session::initiate(name, &store, send, receive, cfg))?;
+            tokio::task::block_in_place(|| Session::initiate(name, store, send, receive, cfg))?;
         let mut dec = Decoder::new();
-        let out = drive(&mut session, &store, &mut tx, &mut rx, &mut dec, None).await?;
+        let out = drive(&mut session, store, &mut tx, &mut rx, &mut dec, None).await?;
         // Wait (briefly) for the peer to read this side's last frames before the connection
         // closes.
         let _ = tokio::time::timeout(Duration::from_secs(2), tx.stopped()).await;
