@@ -30,6 +30,17 @@ fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// `n` new items with ids `i{next}` onwards.
+fn new_items(n: usize, dim: usize, seed: u64, next: &mut usize) -> Vec<NewItem> {
+    vectors(n, dim, seed)
+        .into_iter()
+        .map(|v| {
+            *next += 1;
+            NewItem::new(v).with_id(format!("i{next}"))
+        })
+        .collect()
+}
+
 /// One one-shot sync from root A to the server.
 async fn run(
     m: &Arc<ShardManager>,
@@ -96,14 +107,10 @@ async fn main() {
     for n in [100usize, 1000] {
         let (mut ms, mut bytes) = (Vec::new(), Vec::new());
         for r in 0..rounds + 1 {
-            let items = vectors(n, dim, (n * 1000 + r) as u64)
-                .into_iter()
-                .map(|v| {
-                    next += 1;
-                    NewItem::new(v).with_id(format!("i{next}"))
-                })
-                .collect();
-            shard.insert_batch(items).unwrap();
+            let seed = (n * 1000 + r) as u64;
+            shard
+                .insert_batch(new_items(n, dim, seed, &mut next))
+                .unwrap();
             let t = Instant::now();
             let rep = run(&ma, &ia, addr, &ib, Direction::Push, &names).await;
             let took = t.elapsed().as_secs_f64() * 1e3;
@@ -130,14 +137,10 @@ async fn main() {
     for n in [100usize, 1000] {
         let mut ms = Vec::new();
         for r in 0..rounds + 1 {
-            let items = vectors(n, dim, (n * 7000 + r) as u64)
-                .into_iter()
-                .map(|v| {
-                    next += 1;
-                    NewItem::new(v).with_id(format!("i{next}"))
-                })
-                .collect();
-            shard.insert_batch(items).unwrap();
+            let seed = (n * 7000 + r) as u64;
+            shard
+                .insert_batch(new_items(n, dim, seed, &mut next))
+                .unwrap();
             let t = Instant::now();
             let rep = peer
                 .sync(ma.clone(), Direction::Push, &names, Config::default())
