@@ -444,7 +444,7 @@ fn mcp_malformed_json_rpc_gets_error_codes() {
 
     // Still serving.
     let tools = s.request("tools/list", json!({}));
-    assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 11);
+    assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 18);
     s.ok("shard_create", json!({"name": "still-works"}));
 
     // End of input with requests in flight: each is answered, then the process exits.
@@ -685,7 +685,7 @@ fn mcp_protocol_versions() {
             by_id(1)["result"]["serverInfo"]["version"],
             env!("CARGO_PKG_VERSION")
         );
-        assert_eq!(by_id(2)["result"]["tools"].as_array().unwrap().len(), 11);
+        assert_eq!(by_id(2)["result"]["tools"].as_array().unwrap().len(), 18);
     }
 }
 
@@ -725,7 +725,7 @@ fn mcp_messages_before_initialize_are_ignored() {
     assert!(by_id(ping)["result"].is_object());
     assert_eq!(by_id(init)["result"]["protocolVersion"], "2025-06-18");
     assert_eq!(by_id(create)["result"]["isError"], false);
-    assert_eq!(by_id(list)["result"]["tools"].as_array().unwrap().len(), 11);
+    assert_eq!(by_id(list)["result"]["tools"].as_array().unwrap().len(), 18);
     assert_eq!(
         replies.len(),
         4,

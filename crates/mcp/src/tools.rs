@@ -23,6 +23,8 @@ use sqlite_vector::{
 use sqlite_vector_embed::{EmbedError, Embedder};
 
 use crate::order::{Access, Target, Ticket};
+
+mod memory;
 use crate::ServerLimits;
 
 /// A failed tool call: a user error becomes a tool result with `isError: true`, an internal
@@ -601,6 +603,109 @@ Example: {\"shard\": \"notes\", \"id\": \"note-1\"}.",
         destructive: true,
         idempotent: false,
     },
+    ToolSpec {
+        name: "memory_store",
+        title: "Store lessons from a task",
+        description: concat!(
+            "After finishing a task, store 1 to 3 lessons you distilled from it (title, when to use it, 1-3 sentences), from a success or a failure: failures become pitfalls to avoid. \
+A lesson that repeats one already stored (same outcome, nearly the same words) is linked to it instead of stored twice. The shard is created on first use. \
+Do not use it for plain notes (use insert). \
+Example: {\"shard\": \"memory/coder\", \"task\": \"Fix the failing date parser test\", \"task_id\": \"t-42\", \"outcome\": \"success\", \"items\": [{\"title\": \"Check the timezone first\", \"description\": \"When a date test fails only in CI\", \"content\": \"CI runs in UTC; pin the timezone in the test.\"}]}.",
+            in_order!()
+        ),
+        input: schema::<memory::MemoryStoreArgs>,
+        output: schema::<memory::MemoryStoreOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "memory_find",
+        title: "Find lessons for a task",
+        description: concat!(
+            "Before starting a task, get the lessons of the most similar past tasks: each with its advice (\"Do: ...\" or \"Avoid: ...\"), its evidence (uses, wins, losses, prior) and why it matched (relevance, vector_score, text_score). \
+Pass your task_id so the task's own lessons are never returned. After the task, report which lessons you used with memory_feedback. \
+Example: {\"shard\": \"memory/coder\", \"task\": \"Fix the flaky time zone test\", \"task_id\": \"t-57\", \"k\": 5}.",
+            in_order!()
+        ),
+        input: schema::<memory::MemoryFindArgs>,
+        output: schema::<memory::MemoryFindOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "memory_feedback",
+        title: "Report how lessons worked",
+        description: concat!(
+            "After a task, say which lessons (ids from memory_find) you used and whether the task succeeded: their counts move and later rankings follow (prior = (wins + 1) / (wins + losses + 2)). \
+Call it once per task. \
+Example: {\"shard\": \"memory/coder\", \"task_id\": \"t-57\", \"item_ids\": [\"9f2c...\"], \"success\": true}.",
+            in_order!()
+        ),
+        input: schema::<memory::MemoryFeedbackArgs>,
+        output: schema::<memory::MemoryFeedbackOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "memory_consolidate",
+        title: "Merge duplicate lessons",
+        description: concat!(
+            "Merge clusters of near-duplicate lessons into one (the others are kept, marked superseded, and stop being returned). \
+Try dry_run first; `undo` with a canonical id gives a merge back. \
+Example: {\"shard\": \"memory/coder\", \"dry_run\": true}.",
+            in_order!()
+        ),
+        input: schema::<memory::MemoryConsolidateArgs>,
+        output: schema::<memory::MemoryConsolidateOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    },
+    ToolSpec {
+        name: "memory_context",
+        title: "Write a context block from memory",
+        description: concat!(
+            "One ready-to-paste block of the lessons most relevant to a task, drawn from several memory shards (yours and your team's), deduplicated, best first, within a character budget; each line names its shard, id and whether it is a strategy or a pitfall. \
+Example: {\"shards\": [\"memory/coder\", \"memory/team\"], \"task\": \"Migrate the billing table\", \"budget_chars\": 2000}.",
+            in_order!()
+        ),
+        input: schema::<memory::MemoryContextArgs>,
+        output: schema::<memory::MemoryContextOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "session_save",
+        title: "Save a working set",
+        description: concat!(
+            "Save the lessons you are working with (ids) and a note under a session id, to pick up later with session_restore. Saving again under the same id replaces it. \
+Example: {\"shard\": \"memory/coder\", \"session_id\": \"refactor-1\", \"item_ids\": [\"9f2c...\"], \"note\": \"halfway through the parser\"}.",
+            in_order!()
+        ),
+        input: schema::<memory::SessionSaveArgs>,
+        output: schema::<memory::SessionOut>,
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+    },
+    ToolSpec {
+        name: "session_restore",
+        title: "Restore a working set",
+        description: concat!(
+            "Get back a saved session: its note and the lessons still present (and the ids no longer there). \
+Example: {\"shard\": \"memory/coder\", \"session_id\": \"refactor-1\"}.",
+            in_order!()
+        ),
+        input: schema::<memory::SessionRestoreArgs>,
+        output: schema::<memory::SessionRestoreOut>,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    },
 ];
 
 fn tool_definition(spec: &ToolSpec) -> Tool {
@@ -700,13 +805,17 @@ pub(crate) fn access(name: &str, args: Option<&JsonObject>) -> Access {
             (true, targets)
         }
         "get" => (false, shard("shard").into_iter().collect()),
+        "memory_store" | "memory_feedback" | "memory_consolidate" | "session_save" => {
+            (true, shard("shard").into_iter().collect())
+        }
+        "session_restore" => (false, shard("shard").into_iter().collect()),
         "shard_list" => (
             false,
             vec![Target::Prefix(
                 string("prefix").unwrap_or_default().to_owned(),
             )],
         ),
-        "search" => {
+        "search" | "memory_find" | "memory_context" => {
             let mut targets: Vec<Target> = shard("shard").into_iter().collect();
             if let Some(Value::Array(names)) = args.and_then(|a| a.get("shards")) {
                 let names = names.iter().filter_map(Value::as_str);
@@ -789,6 +898,13 @@ impl Inner {
                 })
             }
             "update" => self.update(parse(name, args)?),
+            "memory_store" => self.memory_store(parse(name, args)?),
+            "memory_find" => self.memory_find(parse(name, args)?),
+            "memory_feedback" => self.memory_feedback(parse(name, args)?),
+            "memory_consolidate" => self.memory_consolidate(parse(name, args)?),
+            "memory_context" => self.memory_context(parse(name, args)?),
+            "session_save" => self.session_save(parse(name, args)?),
+            "session_restore" => self.session_restore(parse(name, args)?),
             "delete" => {
                 let a: ItemRefArgs = parse(name, args)?;
                 self.open(&a.shard)?.delete(&a.id)?;
@@ -1379,6 +1495,165 @@ mod tests {
             )
             .unwrap();
         assert_eq!(hits["hits"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn memory_tools_store_find_learn_and_refuse_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        let lesson = |t: &str, c: &str| json!({"title": t, "description": "for flight searches", "content": c});
+        let a = s
+            .call(
+                "memory_store",
+                json!({"shard": "memory/a", "task": "Find the cheapest flight from Boston to Denver",
+                       "task_id": "t1", "outcome": "success",
+                       "items": [lesson("Sort by price", "Sort the results by price, then read the top row.")]}),
+            )
+            .unwrap();
+        assert_eq!(a["stored"][0]["linked"], false, "{a}");
+        let b = s
+            .call(
+                "memory_store",
+                json!({"shard": "memory/a", "task": "Find the cheapest flight from Chicago to Seattle",
+                       "task_id": "t2", "outcome": "failure",
+                       "items": [lesson("Default order misleads", "The default order is by relevance, not price.")]}),
+            )
+            .unwrap();
+        let (ida, idb) = (
+            a["stored"][0]["id"].as_str().unwrap().to_string(),
+            b["stored"][0]["id"].as_str().unwrap().to_string(),
+        );
+        let find = |task_id: &str| {
+            s.call(
+                "memory_find",
+                json!({"shard": "memory/a", "task": "Find the cheapest flight from Austin to Miami", "task_id": task_id}),
+            )
+            .unwrap()
+        };
+        let hits = find("t9");
+        assert_eq!(hits["hits"].as_array().unwrap().len(), 2, "{hits}");
+        let fail = hits["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == idb.as_str())
+            .unwrap();
+        assert_eq!(fail["polarity"], "failure");
+        assert!(
+            fail["advice"].as_str().unwrap().starts_with("Avoid: "),
+            "{fail}"
+        );
+        // Leave-one-out.
+        let own = find("t1");
+        assert!(
+            own["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["id"] != ida.as_str()),
+            "{own}"
+        );
+        // Feedback moves the prior.
+        let f = s
+            .call(
+                "memory_feedback",
+                json!({"shard": "memory/a", "task_id": "t9", "item_ids": [ida], "success": true}),
+            )
+            .unwrap();
+        assert_eq!(f["items"][0]["wins"], 1, "{f}");
+        let after = find("t9");
+        let hit = after["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == ida.as_str())
+            .unwrap();
+        assert!(
+            (hit["prior"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-6,
+            "{hit}"
+        );
+        // Consolidation (dry run), context, sessions.
+        let c = s
+            .call(
+                "memory_consolidate",
+                json!({"shard": "memory/a", "dry_run": true}),
+            )
+            .unwrap();
+        assert_eq!(c["merges"].as_array().unwrap().len(), 0, "{c}");
+        let ctx = s
+            .call(
+                "memory_context",
+                json!({"prefix": "memory/", "task": "Find a cheap flight to Denver", "budget_chars": 1000}),
+            )
+            .unwrap();
+        assert_eq!(ctx["entries"].as_array().unwrap().len(), 2, "{ctx}");
+        assert!(ctx["text"].as_str().unwrap().contains("[failure]"), "{ctx}");
+        s.call(
+            "session_save",
+            json!({"shard": "memory/a", "session_id": "w1", "item_ids": [ida], "note": "flights"}),
+        )
+        .unwrap();
+        let r = s
+            .call(
+                "session_restore",
+                json!({"shard": "memory/a", "session_id": "w1"}),
+            )
+            .unwrap();
+        assert_eq!(r["items"][0]["title"], "Sort by price", "{r}");
+        // Bad input: user errors, nothing stored.
+        for (tool, args, needle) in [
+            (
+                "memory_store",
+                json!({"shard": "memory/a", "task": "x", "task_id": "t", "outcome": "maybe", "items": [lesson("a", "b")]}),
+                "invalid arguments",
+            ),
+            (
+                "memory_store",
+                json!({"shard": "memory/a", "task": "x", "task_id": "t", "outcome": "success", "items": []}),
+                "1 to 3 items",
+            ),
+            (
+                "memory_store",
+                json!({"shard": "memory/a", "task": "x", "task_id": "t", "outcome": "success", "items": [lesson("", "b")]}),
+                "title is empty",
+            ),
+            (
+                "memory_store",
+                json!({"shard": "../x", "task": "x", "task_id": "t", "outcome": "success", "items": [lesson("a", "b")]}),
+                "invalid shard name",
+            ),
+            (
+                "memory_find",
+                json!({"shard": "memory/none", "task": "x"}),
+                "unknown shard",
+            ),
+            (
+                "memory_find",
+                json!({"shard": "memory/a", "task": "x", "k": 0}),
+                "k must be",
+            ),
+            (
+                "memory_feedback",
+                json!({"shard": "memory/a", "task_id": "t", "item_ids": ["nope"], "success": true}),
+                "not found",
+            ),
+            (
+                "session_restore",
+                json!({"shard": "memory/a", "session_id": "none"}),
+                "not found",
+            ),
+            (
+                "memory_consolidate",
+                json!({"shard": "memory/a", "threshold": 2.0}),
+                "threshold",
+            ),
+        ] {
+            let e = s.call(tool, args).unwrap_err().unwrap();
+            assert!(e.contains(needle), "{tool}: {e}");
+        }
+        assert!(!dir.path().join("x").exists());
+        let stats = s.call("shard_stats", json!({"name": "memory/a"})).unwrap();
+        assert_eq!(stats["count"], 3, "two lessons and a session: {stats}");
     }
 
     #[test]
