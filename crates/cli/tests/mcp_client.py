@@ -33,7 +33,9 @@ async def first_session():
         print(f"     protocol {c.protocol_version}", flush=True)
         tools = {t.name: t for t in (await c.list_tools()).tools}
         expected = {"shard_create", "shard_list", "shard_stats", "shard_drop", "insert",
-                    "insert_batch", "search", "get", "update", "delete", "sync"}
+                    "insert_batch", "search", "get", "update", "delete", "sync",
+                    "memory_store", "memory_find", "memory_feedback", "memory_consolidate",
+                    "memory_context", "session_save", "session_restore"}
         check("tools listed", set(tools) == expected, sorted(tools))
         check("output schemas", all(t.output_schema for t in tools.values()))
         check("annotations", tools["search"].annotations.read_only_hint is True
@@ -66,7 +68,27 @@ async def first_session():
         r = await c.call_tool("get", {"shard": "agent/notes", "id": "toml"})
         check("get", not r.is_error and "TOML" in r.structured_content["text"], text_of(r))
 
+        # Agent memory: store a lesson, find it for a similar task, report it worked.
+        lesson = {"title": "Pin the timezone in date tests", "description": "When a date test fails only in CI",
+                  "content": "CI runs in UTC; set TZ in the test."}
+        r = await c.call_tool("memory_store", {"shard": "memory/me", "task": "Fix the failing date parser test",
+                                               "task_id": "t1", "outcome": "success", "items": [lesson]})
+        check("memory_store", not r.is_error and len(r.structured_content["stored"]) == 1, text_of(r))
+        lid = r.structured_content["stored"][0]["id"] if not r.is_error else ""
+        r = await c.call_tool("memory_find", {"shard": "memory/me", "task": "Fix the flaky date test in CI", "task_id": "t2"})
+        hits = r.structured_content["hits"] if not r.is_error else []
+        check("memory_find", hits and hits[0]["id"] == lid and hits[0]["advice"].startswith("Do: "), text_of(r))
+        r = await c.call_tool("memory_feedback", {"shard": "memory/me", "task_id": "t2", "item_ids": [lid], "success": True})
+        check("memory_feedback", not r.is_error and r.structured_content["items"][0]["wins"] == 1, text_of(r))
+        r = await c.call_tool("memory_find", {"shard": "memory/me", "task": "Fix the failing date parser test", "task_id": "t1"})
+        check("memory_find leaves the task's own lessons out", not r.is_error and r.structured_content["hits"] == [], text_of(r))
+
         errors = {
+            "memory: bad outcome": ("memory_store", {"shard": "memory/me", "task": "x", "task_id": "t", "outcome": "meh",
+                                                     "items": [lesson]}),
+            "memory: empty title": ("memory_store", {"shard": "memory/me", "task": "x", "task_id": "t", "outcome": "success",
+                                                     "items": [{**lesson, "title": " "}]}),
+            "memory: unknown item": ("memory_feedback", {"shard": "memory/me", "task_id": "t", "item_ids": ["nope"], "success": True}),
             "hostile name": ("insert", {"shard": "../x", "text": "hi"}),
             "absolute name": ("shard_create", {"name": "/etc/passwd"}),
             "unknown shard": ("search", {"shard": "nope", "text": "hi"}),
@@ -91,7 +113,7 @@ async def second_session():
     async with Client(server()) as c:
         r = await c.call_tool("shard_list", {})
         names = [s["name"] for s in r.structured_content["shards"]] if not r.is_error else []
-        check("restart: shard listed", names == ["agent/notes"], text_of(r))
+        check("restart: shard listed", names == ["agent/notes", "memory/me"], text_of(r))
         r = await c.call_tool("shard_stats", {"name": "agent/notes"})
         check("restart: items kept", not r.is_error and r.structured_content["count"] == 4, text_of(r))
         r = await c.call_tool("search", {"shard": "agent/notes", "text": "nintendo emulator", "k": 1})
