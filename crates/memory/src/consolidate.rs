@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::{json, Value};
-use sqlite_vector::{Filter, SearchParams, Update};
+use serde_json::Value;
+use sqlite_vector::{SearchParams, Update};
 
 use crate::{jaccard, words, Absorbed, Memory, MemoryError, MemoryItem, Result, DUPLICATE_JACCARD};
 
@@ -74,15 +74,11 @@ impl Memory {
         let sets: Vec<BTreeSet<String>> = items.iter().map(|i| words(&i.text())).collect();
         let mut parent: Vec<usize> = (0..items.len()).collect();
         for (i, item) in items.iter().enumerate() {
-            let filter = Filter::parse(&json!({
-                "kind": "memory",
-                "polarity": item.polarity.as_str(),
-                "valid_to": {"$exists": false},
-            }))?;
-            let hits = self
-                .shard
-                .search_text(&item.text(), &SearchParams::k(20).with_filter(filter))?;
+            let hits = self.shard.search_text(&item.text(), &SearchParams::k(20))?;
             for h in hits {
+                if !crate::is_current(&h.metadata, item.polarity) {
+                    continue;
+                }
                 let Some(&j) = index.get(h.id.as_str()) else {
                     continue;
                 };

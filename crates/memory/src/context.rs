@@ -86,12 +86,45 @@ pub fn synthesize_context(shards: &[(String, &Memory)], params: &ContextParams) 
             params.per_shard
         )));
     }
-    let mut all: Vec<(&str, Pattern)> = Vec::new();
-    for (name, memory) in shards {
+    // The task is embedded once per model, then the shards are searched on up to two
+    // threads (each search is one shard's hybrid ranking, about a millisecond).
+    let mut vectors: Vec<(String, Vec<f32>)> = Vec::new();
+    let mut finds = Vec::with_capacity(shards.len());
+    for (_, memory) in shards {
         let mut find = FindParams::new(params.task.clone());
         find.task_id = params.task_id.clone();
         find.k = params.per_shard;
-        for p in memory.find_patterns(&find)? {
+        if let Some(e) = &memory.embedder {
+            let key = e.model_id().to_string();
+            let v = match vectors.iter().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = e.embed(&params.task)?;
+                    vectors.push((key, v.clone()));
+                    v
+                }
+            };
+            find.task_vector = Some(v);
+        }
+        finds.push(find);
+    }
+    let (n, half) = (shards.len(), shards.len().div_ceil(2));
+    let work = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| shards[i].1.find_patterns(&finds[i]))
+            .collect::<Vec<_>>()
+    };
+    let found: Vec<Result<Vec<Pattern>>> = std::thread::scope(|scope| {
+        let second = (n > 1).then(|| scope.spawn(|| work(half..n)));
+        let mut out = work(0..half);
+        if let Some(h) = second {
+            out.extend(h.join().expect("a context search thread panicked"));
+        }
+        out
+    });
+    let mut all: Vec<(&str, Pattern)> = Vec::new();
+    for ((name, _), r) in shards.iter().zip(found) {
+        for p in r? {
             all.push((name.as_str(), p));
         }
     }

@@ -36,7 +36,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sqlite_vector::clock::SystemClock;
 use sqlite_vector::{
     Clock, Filter, Hit, HybridParams, Metric, NewItem, Profile, SearchParams, Shard, Update,
@@ -367,7 +367,7 @@ pub struct RestoredSession {
 /// The memory layer over one shard.
 pub struct Memory {
     shard: Arc<Shard>,
-    embedder: Option<Arc<dyn Embedder>>,
+    pub(crate) embedder: Option<Arc<dyn Embedder>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -556,15 +556,13 @@ impl Memory {
     fn duplicate_of(&self, d: &Distilled, polarity: Polarity) -> Result<Option<String>> {
         let text = format!("{}\n{}\n{}", d.title, d.description, d.content);
         let mine = words(&text);
-        let filter = Filter::parse(&json!({
-            "kind": "memory",
-            "polarity": polarity.as_str(),
-            "valid_to": {"$exists": false},
-        }))?;
-        let hits = self
-            .shard
-            .search_text(&text, &SearchParams::k(10).with_filter(filter))?;
+        // The best BM25 matches, checked here (a metadata filter in the text ranking would be
+        // evaluated on every item).
+        let hits = self.shard.search_text(&text, &SearchParams::k(20))?;
         for h in hits {
+            if !is_current(&h.metadata, polarity) {
+                continue;
+            }
             let item = MemoryItem::from_parts(&h.id, &h.metadata)?;
             if jaccard(&mine, &words(&item.text())) >= DUPLICATE_JACCARD {
                 return Ok(Some(h.id));
@@ -591,32 +589,46 @@ impl Memory {
             )));
         }
         let vector = self.embed(&params.task, params.task_vector.as_deref())?;
-        let mut filter = Map::new();
-        filter.insert("kind".into(), "memory".into());
-        if !params.include_superseded {
-            filter.insert("valid_to".into(), json!({"$exists": false}));
-        }
-        if let Some(t) = &params.task_id {
-            filter.insert("task_id".into(), json!({"$ne": t}));
-            filter.insert("linked_tasks".into(), json!({"$ne": t}));
-        }
-        let mut clauses = vec![Value::Object(filter)];
-        if let Some(f) = &params.filter {
-            clauses.push(f.clone());
-        }
-        let filter = Filter::parse(&json!({ "$and": clauses }))?;
+        // Current memory items only, never the task's own (the leave-one-out guard): checked on
+        // the hits, not as a metadata filter, which the text ranking would evaluate on every
+        // item at every call (~1 s at 10,000 items). A caller's filter goes to the shard.
+        let filter = params.filter.as_ref().map(Filter::parse).transpose()?;
         // Candidates beyond k, so the prior can lift a proven item into the top k.
         let wanted = (params.k * 3).clamp(params.k, MAX_K);
-        let hits = self.shard.search_hybrid(
-            &vector,
-            &params.task,
-            &SearchParams::k(wanted).with_filter(filter),
-            &HybridParams::default(),
-        )?;
-        let mut out = hits
-            .into_iter()
-            .map(pattern)
-            .collect::<Result<Vec<_>>>()?;
+        let keep = |h: &Hit| {
+            h.metadata.get("kind").and_then(Value::as_str) == Some("memory")
+                && (params.include_superseded
+                    || h.metadata.get("valid_to").is_none_or(Value::is_null))
+        };
+        let own = |p: &Pattern| {
+            params
+                .task_id
+                .as_ref()
+                .is_some_and(|t| p.item.task_id == *t || p.item.linked_tasks.iter().any(|l| l == t))
+        };
+        let mut fetch = wanted + 8;
+        let mut out = loop {
+            let mut search = SearchParams::k(fetch);
+            search.filter = filter.clone();
+            let hits = self.shard.search_hybrid(
+                &vector,
+                &params.task,
+                &search,
+                &HybridParams::default(),
+            )?;
+            let full = hits.len() == fetch;
+            let mut got = hits
+                .into_iter()
+                .filter(keep)
+                .map(pattern)
+                .collect::<Result<Vec<_>>>()?;
+            got.retain(|p| !own(p));
+            if got.len() >= wanted || !full || fetch >= sqlite_vector::shard::MAX_K {
+                break got;
+            }
+            fetch = (fetch * 4).min(sqlite_vector::shard::MAX_K);
+        };
+        out.truncate(wanted);
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.id.cmp(&b.item.id)));
         if let Some(m) = params.min_score {
             out.retain(|p| p.score >= m);
@@ -781,6 +793,13 @@ impl Memory {
             missing,
         })
     }
+}
+
+/// Whether `metadata` is a current memory item of `polarity`.
+pub(crate) fn is_current(metadata: &Value, polarity: Polarity) -> bool {
+    metadata.get("kind").and_then(Value::as_str) == Some("memory")
+        && metadata.get("polarity").and_then(Value::as_str) == Some(polarity.as_str())
+        && metadata.get("valid_to").is_none_or(Value::is_null)
 }
 
 fn pattern(h: Hit) -> Result<Pattern> {
