@@ -76,14 +76,25 @@ const MAX_LOOKUP_WORD: usize = 256;
 /// 1e-6 and they only make FTS5 visit nearly every row; all but the first if every word is).
 /// The caller holds one read transaction, whose snapshot is at version `input.version`.
 pub(super) fn rank(db: &Connection, input: &RankInput<'_>) -> Result<Vec<(i64, f64)>> {
+    // A filter's rows, read once (one pass over the metadata), for the in-memory index; FTS5
+    // with the filter as a subquery took ~1 s at 10,000 rows for a long OR query.
+    let allowed: Option<std::collections::HashSet<i64>> = match &input.filter {
+        None => None,
+        Some((expr, values)) => {
+            let mut stmt = db.prepare_cached(&crate::schema::filter_rowids(expr))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Some(rows.collect::<rusqlite::Result<_>>()?)
+        }
+    };
     let state = TextState::of(db)?;
     let mut inner = state.lock();
     inner.at_version(db, input.version)?;
-    if input.filter.is_none() {
-        if let Some(q) = indexed_query(&mut inner, state, db, input)? {
-            let ix = q.index();
-            return Ok(ix.top_k(&q.phrases, input.k, q.avgdl, |r| q.len(r)));
-        }
+    if let Some(q) = indexed_query(&mut inner, state, db, input)? {
+        let ix = q.index();
+        let allow = |r: u32| allowed.as_ref().is_none_or(|a| a.contains(&i64::from(r)));
+        return Ok(ix.top_k(&q.phrases, input.k, q.avgdl, |r| q.len(r), allow));
     }
     let kept = kept_words(&mut inner, db, input)?;
     let n_row = inner.n_row;

@@ -219,6 +219,7 @@ impl TextIndex {
         k: usize,
         avgdl: f64,
         len: impl Fn(u32) -> u32,
+        allow: impl Fn(u32) -> bool,
     ) -> Vec<(i64, f64)> {
         let mut acc = vec![0.0f64; self.docs.len()];
         let mut touched: Vec<u32> = Vec::new();
@@ -234,6 +235,7 @@ impl TextIndex {
         }
         let mut rows: Vec<(i64, f64)> = touched
             .into_iter()
+            .filter(|&r| allow(r))
             .map(|r| (i64::from(r), acc[r as usize]))
             .collect();
         let order = |a: &(i64, f64), b: &(i64, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -301,12 +303,14 @@ mod tests {
                 idf: 9.0,
             },
         ];
-        let top = ix.top_k(&ph, 3, 2.0, |_| 2);
+        let top = ix.top_k(&ph, 3, 2.0, |_| 2, |_| true);
         let x = term_score(0.5, 1.0, 2.0, 2.0);
         let xy = x + term_score(2.0, 1.0, 2.0, 2.0);
         assert_eq!(top, [(2, xy), (4, xy), (1, x)]);
         assert_eq!(ix.score(4, &ph, 2, 2.0), Some(xy));
         assert_eq!(ix.score(9, &ph, 2, 2.0), None);
-        assert_eq!(ix.top_k(&ph, 10, 2.0, |_| 2).len(), 5);
+        assert_eq!(ix.top_k(&ph, 10, 2.0, |_| 2, |_| true).len(), 5);
+        // A filter keeps the order of what it allows.
+        assert_eq!(ix.top_k(&ph, 2, 2.0, |_| 2, |r| r != 2), [(4, xy), (1, x)]);
     }
 }

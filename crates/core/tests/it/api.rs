@@ -911,3 +911,58 @@ fn text_and_hybrid_hits_carry_payload_of_the_final_hits() {
         }
     }
 }
+
+#[test]
+fn a_filtered_text_search_over_the_in_memory_index_equals_filtering_the_full_ranking() {
+    // 2,000 items: above the size where the in-memory text index ranks (1,024 rows).
+    let shard = Shard::in_memory(&Profile::new(8, Metric::Cosine)).unwrap();
+    let words = [
+        "rust", "async", "runtime", "parser", "json", "http", "server", "client", "queue", "cache",
+        "vector", "index", "search", "sqlite", "shard", "sync",
+    ];
+    let vectors = random_vectors(2_000, 8, 41);
+    let items = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let text: Vec<&str> = (0..6)
+                .map(|j| words[(i * 7 + j * j * 3 + i / 13) % 16])
+                .collect();
+            NewItem::new(v)
+                .with_id(format!("d{i}"))
+                .with_text(text.join(" "))
+                .with_metadata(json!({"g": i % 5, "tags": [format!("t{}", i % 3)]}))
+        })
+        .collect();
+    shard.insert_batch(items).unwrap();
+    let all = |q: &str| shard.search_text(q, &SearchParams::k(2_000)).unwrap();
+    for (q, filter, keep) in [
+        (
+            "rust async runtime server",
+            json!({"g": 2}),
+            &(|m: &serde_json::Value| m["g"] == 2) as &dyn Fn(&serde_json::Value) -> bool,
+        ),
+        (
+            "sqlite shard sync vector index search",
+            json!({"tags": "t1"}),
+            &|m| m["tags"][0] == "t1",
+        ),
+        ("json", json!({"$or": [{"g": 0}, {"g": 4}]}), &|m| {
+            m["g"] == 0 || m["g"] == 4
+        }),
+    ] {
+        let f = Filter::parse(&filter).unwrap();
+        let got = shard
+            .search_text(q, &SearchParams::k(25).with_filter(f))
+            .unwrap();
+        let want: Vec<_> = all(q)
+            .into_iter()
+            .filter(|h| keep(&h.metadata))
+            .take(25)
+            .collect();
+        assert_eq!(ids(&got), ids(&want), "{q}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.score, w.score, "{q}");
+        }
+    }
+}
