@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod import;
 mod mcp;
+mod memory;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -148,6 +149,13 @@ enum Command {
         /// Also write tombstones.
         #[arg(long)]
         include_deleted: bool,
+    },
+    /// Agent memory after ReasoningBank on the shards of a root: store what a finished task
+    /// taught, find the lessons of past tasks like a new one, feed outcomes back, consolidate,
+    /// write a context block, save sessions; `eval` measures it on WebArena tasks.
+    Memory {
+        #[command(subcommand)]
+        command: memory::MemoryCommand,
     },
     /// Sync shards with other roots over QUIC (mutual TLS on pinned node keys): identity,
     /// trust list, server, one-shot pull / push / both.
@@ -934,6 +942,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Demo { keep } => demo::run(keep)?,
         Command::Mcp(args) => mcp::run(args)?,
         Command::Sync { command } => sync::run(command)?,
+        Command::Memory { command } => memory::run(command)?,
         Command::Export {
             shard,
             include_deleted,

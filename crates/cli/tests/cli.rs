@@ -1,6 +1,9 @@
 //! The `sqlite-vector` binary end to end: every subcommand on real files, and the exit codes and
 //! messages of bad input.
 
+mod common;
+use common::tree;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -1015,23 +1018,6 @@ fn named<'a>(cmd: &'a str, root: &'a str, name: &'a str, rest: &[&'a str]) -> Ve
     let mut v = vec![cmd, "--root", root, "--shard", name];
     v.extend_from_slice(rest);
     v
-}
-
-/// Every file and directory under `dir` (relative paths), to show a command left it as it was.
-fn tree(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let path = e.unwrap().path();
-            out.push(path.strip_prefix(base).unwrap().display().to_string());
-            if path.is_dir() {
-                walk(base, &path, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 #[test]

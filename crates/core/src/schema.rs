@@ -421,8 +421,10 @@ pub fn fts_rank(score: &str, filter_expr: Option<&str>, k: usize) -> String {
     let mut sql = format!("SELECT rowid, {score} AS s FROM items_fts WHERE items_fts MATCH ?");
     if let Some(expr) = filter_expr {
         // The FTS index holds live rows only; the filter restricts the rowids through one
-        // subquery, evaluated once.
-        sql.push_str(" AND rowid IN (SELECT rowid FROM items WHERE cl % 2 = 1 AND (");
+        // subquery, evaluated once. `+rowid`: without the unary plus SQLite hands the IN to
+        // FTS5 as a rowid constraint and FTS5 runs the MATCH once per filtered row (243 ms
+        // instead of 1.3 ms on 812 rows).
+        sql.push_str(" AND +rowid IN (SELECT rowid FROM items WHERE cl % 2 = 1 AND (");
         sql.push_str(expr);
         sql.push_str("))");
     }

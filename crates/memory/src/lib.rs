@@ -13,7 +13,7 @@
 //! agent's working set. No LLM is called here.
 //!
 //! Items are ordinary shard items, so search, filters, sync and `export` work on them:
-//! * id: generated (`m-…`), or `session:<id>` for a saved session;
+//! * id: generated (16 hex digits), or `session:<id>` for a saved session;
 //! * vector: the embedding of the source task (the paper retrieves by task similarity);
 //! * text: title, description and content, one per line (BM25 and hybrid search);
 //! * metadata: `kind` (`memory` or `session`) and every field of [`MemoryItem`] but the id; the
