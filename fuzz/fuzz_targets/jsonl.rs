@@ -76,6 +76,37 @@ pub(crate) fn user(msg: impl Into<String>) -> Failure {
 
 pub(crate) type CliResult<T = ()> = Result<T, Failure>;
 
+/// The CLI's shard argument (PATH or `--root`/`--shard` there; a file here): used by the import
+/// command, not by the line parser fuzzed here.
+#[derive(clap::Args)]
+pub(crate) struct ShardArg {
+    /// Shard file.
+    path: Option<std::path::PathBuf>,
+}
+
+/// An opened shard that prints as its path, as the CLI's handle does.
+pub(crate) struct Opened(Shard, String);
+
+impl std::ops::Deref for Opened {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl ShardArg {
+    pub(crate) fn open(&self) -> CliResult<Opened> {
+        let path = self.path.as_ref().ok_or_else(|| user("give a shard file"))?;
+        Ok(Opened(open_shard(path)?, path.display().to_string()))
+    }
+}
+
 #[allow(dead_code)]
 #[path = "../../crates/cli/src/import.rs"]
 mod import;
