@@ -102,7 +102,10 @@ impl std::fmt::Display for Opened {
 
 impl ShardArg {
     pub(crate) fn open(&self) -> CliResult<Opened> {
-        let path = self.path.as_ref().ok_or_else(|| user("give a shard file"))?;
+        let path = self
+            .path
+            .as_ref()
+            .ok_or_else(|| user("give a shard file"))?;
         Ok(Opened(open_shard(path)?, path.display().to_string()))
     }
 }
