@@ -86,8 +86,8 @@ pub fn synthesize_context(shards: &[(String, &Memory)], params: &ContextParams) 
             params.per_shard
         )));
     }
-    // The task is embedded once per model, then the shards are searched on up to two
-    // threads (each search is one shard's hybrid ranking, about a millisecond).
+    // The task is embedded once per model, then each shard is searched (its hybrid search
+    // runs its two halves on two threads).
     let mut vectors: Vec<(String, Vec<f32>)> = Vec::new();
     let mut finds = Vec::with_capacity(shards.len());
     for (_, memory) in shards {
@@ -108,20 +108,11 @@ pub fn synthesize_context(shards: &[(String, &Memory)], params: &ContextParams) 
         }
         finds.push(find);
     }
-    let (n, half) = (shards.len(), shards.len().div_ceil(2));
-    let work = |range: std::ops::Range<usize>| {
-        range
-            .map(|i| shards[i].1.find_patterns(&finds[i]))
-            .collect::<Vec<_>>()
-    };
-    let found: Vec<Result<Vec<Pattern>>> = std::thread::scope(|scope| {
-        let second = (n > 1).then(|| scope.spawn(|| work(half..n)));
-        let mut out = work(0..half);
-        if let Some(h) = second {
-            out.extend(h.join().expect("a context search thread panicked"));
-        }
-        out
-    });
+    let found: Vec<Result<Vec<Pattern>>> = shards
+        .iter()
+        .zip(&finds)
+        .map(|((_, memory), find)| memory.find_patterns(find))
+        .collect();
     let mut all: Vec<(&str, Pattern)> = Vec::new();
     for ((name, _), r) in shards.iter().zip(found) {
         for p in r? {

@@ -8,10 +8,11 @@
 //! the top 10 are scored, each entry mapped to its task: `vector` (cosine of the task
 //! vectors), `bm25` (FTS5 over the items' text and their `task` field), `hybrid` (both fused
 //! by DBSF, [`HybridParams::default`]) and `memory` ([`Memory::find_patterns`], which adds the
-//! outcome prior to the hybrid score: ½ for every item here, so `memory` differs from `hybrid`
-//! only by how each leaves the query's task out: the baselines filter it out before the
-//! rankings are fused, `find_patterns` drops it from the fused hits, so its fusion statistics
-//! include the query's own item).
+//! outcome prior to a hybrid score whose BM25 ranking weighs
+//! [`sqlite_vector_memory::TEXT_WEIGHT`]: the prior is ½ for every item here, so `memory`
+//! differs from `hybrid` by that weight and by how each leaves the query's task out: the
+//! baselines filter it out before the rankings are fused, `find_patterns` drops it from the
+//! fused hits, so its fusion statistics include the query's own item).
 //!
 //! Without `queries.jsonl` (webarena-tasks): leave one task out. Every task whose template has
 //! at least 2 tasks is a query (its intent and vector), its own items are excluded

@@ -17,7 +17,9 @@
 //!
 //! Memory: 12 bytes per distinct (row, term) pair plus the vocabulary (about 13 MB for the
 //! 25,000 descriptions of debian-minilm). Built for shards with at least [`MIN_ROWS`] text rows
-//! (below that FTS5 is fast enough), then kept current by the rows changed since its version.
+//! (below that FTS5 has few rows to walk; at 900 rows it took about 1.5 ms per
+//! hybrid search, ranking and re-scoring, against 0.5 ms here: see BENCHMARKS.md, "Agent
+//! memory"), then kept current by the rows changed since its version.
 
 use std::collections::HashMap;
 
@@ -25,7 +27,7 @@ use super::api::{B, K1};
 use crate::error::Result;
 
 /// Text rows (FTS5's row count) from which a connection builds the index.
-pub(super) const MIN_ROWS: i64 = 1024;
+pub(super) const MIN_ROWS: i64 = 256;
 
 /// Rowids the index takes (they index its per-row tables); a shard past them ranks with FTS5.
 pub(super) const MAX_ROWID: i64 = (u32::MAX - 1) as i64;

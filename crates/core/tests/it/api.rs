@@ -914,7 +914,7 @@ fn text_and_hybrid_hits_carry_payload_of_the_final_hits() {
 
 #[test]
 fn a_filtered_text_search_over_the_in_memory_index_equals_filtering_the_full_ranking() {
-    // 2,000 items: above the size where the in-memory text index ranks (1,024 rows).
+    // 2,000 items: above the size where the in-memory text index ranks (256 rows).
     let shard = Shard::in_memory(&Profile::new(8, Metric::Cosine)).unwrap();
     let words = [
         "rust", "async", "runtime", "parser", "json", "http", "server", "client", "queue", "cache",

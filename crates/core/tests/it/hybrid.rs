@@ -235,9 +235,9 @@ fn hybrid_across_shards_fuses_the_union_once() {
 /// fields, repeated and common words, blank text, updated and deleted rows, non-ASCII words.
 #[test]
 fn rescored_text_parts_equal_search_text_scores() {
-    // 300 rows in memory: FTS5 ranks. 1,300 rows in a file: past the in-memory text index's
-    // threshold (1,024 rows), shared by the shard's readers; its scores must be FTS5's own.
-    rescored_text_parts(300, false);
+    // 200 rows in memory: FTS5 ranks. 1,300 rows in a file: past the in-memory text index's
+    // threshold (256 rows), shared by the shard's readers; its scores must be FTS5's own.
+    rescored_text_parts(200, false);
     rescored_text_parts(1300, true);
 }
 
@@ -352,9 +352,9 @@ fn rescored_text_parts(n: usize, file: bool) {
         }
         assert!(rescored > 10, "{text}: rows are scored apart ({rescored})");
     }
-    // The in-memory index exists past 1,024 text rows, and its bytes are reported.
+    // The in-memory index exists from 256 text rows, and its bytes are reported.
     let bytes = shard.stats().unwrap().text_index_bytes;
-    if n >= 1024 {
+    if n >= 256 {
         assert!(
             (n * 20..n * 400).contains(&bytes),
             "{bytes} bytes for {n} rows"
