@@ -444,21 +444,17 @@ fn store(args: StoreArgs) -> CliResult {
         items,
         task_vector: None,
     };
-    // Nothing is created for a refused name or experience: the name is checked before the
-    // root is made, and an experience the shard would not hold yet is first stored in an
-    // in-memory shard of the same profile (the memory crate has no check of its own: its
-    // quality gate runs inside `store_experience`).
+    // Nothing is created for a refused name or experience: the name, the quality gate and
+    // the task's embedding are checked before the root is made.
     sqlite_vector::manager::validate_name(&args.at.shard)?;
+    exp.validate(sqlite_vector_memory::MAX_ITEMS)
+        .map_err(Failure::from)?;
     let embedder = builtin()?;
+    embedder
+        .embed(&exp.task)
+        .map_err(sqlite_vector_memory::MemoryError::from)
+        .map_err(embedding("--task"))?;
     let profile = Memory::profile(embedder.dimension(), Some(embedder.model_id()));
-    if !args.at.root.join(crate::ROOT_CATALOG).is_file()
-        || !existing_root(&args.at.root)?.exists(&args.at.shard)?
-    {
-        let probe = sqlite_vector::Shard::in_memory(&profile)?;
-        Memory::new(Arc::new(probe), Some(embedder.clone()))?
-            .store_experience(&exp, StoreOptions::default())
-            .map_err(embedding("--task"))?;
-    }
     let manager = new_root(&args.at.root)?;
     let shard = manager.get_or_create(&args.at.shard, &profile)?;
     let memory = Memory::new(shard, Some(embedder))
@@ -656,7 +652,7 @@ fn session(command: SessionCommand) -> CliResult {
             let s = opened
                 .one()
                 .save_session(&args.session, &args.items, &args.note)
-                .map_err(embedding("--note (or --session, without a note)"))?;
+                .map_err(embedding("the session"))?;
             if args.json {
                 out!(
                     "{}",

@@ -521,8 +521,11 @@ fn sessions_save_and_restore() {
     );
     let rest = ["--session", "s2", "--items", "nope"];
     root.fails("session save", "mem", &rest, "not found: nope");
-    let rest = ["--session", "s2", "--note", "\u{1f642}"];
-    root.fails("session save", "mem", &rest, "cannot embed --note");
+    // A note (and an id) of emoji only: the vector still has a word to embed.
+    let rest = ["--session", "\u{1f642}", "--note", "\u{1f642}"];
+    root.ok("session save", "mem", &rest);
+    let restored = root.json("session restore", "mem", &["--session", "\u{1f642}"]);
+    assert_eq!(restored[0]["session"]["note"], json!("\u{1f642}"));
 }
 
 #[test]

@@ -165,6 +165,45 @@ pub struct Experience {
     pub task_vector: Option<Vec<f32>>,
 }
 
+impl Experience {
+    /// The quality gate of [`Memory::store_experience`], without storing: the task (1 ..=
+    /// [`MAX_TASK_CHARS`] characters, not blank), the task id, 1 ..= `max_items` items (at
+    /// least 1 is allowed whatever `max_items`), each field within its limit ([`MAX_TITLE_CHARS`],
+    /// [`MAX_DESCRIPTION_CHARS`], [`MAX_CONTENT_CHARS`], [`MAX_TAGS`] tags of [`MAX_TAG_CHARS`]).
+    /// Whether the task embeds is not checked (that needs the memory's embedder).
+    ///
+    /// # Errors
+    /// [`MemoryError::InvalidArgument`] naming the first bad field (`items[1].title`, …).
+    pub fn validate(&self, max_items: usize) -> Result<()> {
+        check_text("task", &self.task, MAX_TASK_CHARS)?;
+        check_text("task_id", &self.task_id, MAX_TASK_ID_CHARS)?;
+        if self.items.is_empty() || self.items.len() > max_items.max(1) {
+            return Err(MemoryError::InvalidArgument(format!(
+                "an experience carries 1 to {} items, got {}",
+                max_items.max(1),
+                self.items.len()
+            )));
+        }
+        for (i, d) in self.items.iter().enumerate() {
+            let at = |f: &str| format!("items[{i}].{f}");
+            check_text(&at("title"), &d.title, MAX_TITLE_CHARS)?;
+            check_text(&at("description"), &d.description, MAX_DESCRIPTION_CHARS)?;
+            check_text(&at("content"), &d.content, MAX_CONTENT_CHARS)?;
+            if d.tags.len() > MAX_TAGS {
+                return Err(MemoryError::InvalidArgument(format!(
+                    "{}: at most {MAX_TAGS} tags, got {}",
+                    at("tags"),
+                    d.tags.len()
+                )));
+            }
+            for t in &d.tags {
+                check_text(&at("tags[]"), t, MAX_TAG_CHARS)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How [`Memory::store_experience`] stores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoreOptions {
@@ -468,31 +507,7 @@ impl Memory {
     /// [`MemoryError::InvalidArgument`] (the gate; nothing stored); the embedder's and the
     /// shard's errors (nothing stored).
     pub fn store_experience(&self, exp: &Experience, opts: StoreOptions) -> Result<Vec<Stored>> {
-        check_text("task", &exp.task, MAX_TASK_CHARS)?;
-        check_text("task_id", &exp.task_id, MAX_TASK_ID_CHARS)?;
-        if exp.items.is_empty() || exp.items.len() > opts.max_items.max(1) {
-            return Err(MemoryError::InvalidArgument(format!(
-                "an experience carries 1 to {} items, got {}",
-                opts.max_items.max(1),
-                exp.items.len()
-            )));
-        }
-        for (i, d) in exp.items.iter().enumerate() {
-            let at = |f: &str| format!("items[{i}].{f}");
-            check_text(&at("title"), &d.title, MAX_TITLE_CHARS)?;
-            check_text(&at("description"), &d.description, MAX_DESCRIPTION_CHARS)?;
-            check_text(&at("content"), &d.content, MAX_CONTENT_CHARS)?;
-            if d.tags.len() > MAX_TAGS {
-                return Err(MemoryError::InvalidArgument(format!(
-                    "{}: at most {MAX_TAGS} tags, got {}",
-                    at("tags"),
-                    d.tags.len()
-                )));
-            }
-            for t in &d.tags {
-                check_text(&at("tags[]"), t, MAX_TAG_CHARS)?;
-            }
-        }
+        exp.validate(opts.max_items)?;
         let vector = self.embed(&exp.task, exp.task_vector.as_deref())?;
         // Near duplicates among the current items (BM25 candidates, then the word sets).
         let dups: Vec<Option<String>> = if opts.link_duplicates {
@@ -727,8 +742,7 @@ impl Memory {
     /// Saves a working set under `session_id`: the ids of memory items (checked to exist) and
     /// a note, replacing an earlier save under the same id. Stored as the shard item
     /// `session:<session_id>` (kind `session`, never returned by pattern matching; it syncs
-    /// like any item), its vector the note's embedding (or the session id's, for an empty
-    /// note).
+    /// like any item), its vector the embedding of `"session <session_id>\n<note>"`.
     ///
     /// # Errors
     /// [`MemoryError::InvalidArgument`] for a bad session id or an over-long note;
@@ -755,12 +769,9 @@ impl Memory {
             note: note.to_string(),
             saved_at: self.clock.now_ms(),
         };
-        let basis = if note.trim().is_empty() {
-            session_id
-        } else {
-            note
-        };
-        let vector = self.embed(basis, None)?;
+        // "session", the id and the note: never without a word the embedder knows, whatever
+        // the id and the note are made of (emoji, an unsupported script).
+        let vector = self.embed(&format!("session {session_id}\n{note}"), None)?;
         let mut meta = serde_json::to_value(&session).expect("a session serialises");
         meta.as_object_mut()
             .expect("an object")

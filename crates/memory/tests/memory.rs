@@ -467,9 +467,15 @@ fn bad_input_is_refused_and_stores_nothing() {
     let n = m.shard().len();
     let good = || item("t", "d", "c");
     let bad = |e: Experience| {
+        // The gate alone says the same as the store.
+        let v = e.validate(StoreOptions::default().max_items);
+        assert!(matches!(v, Err(MemoryError::InvalidArgument(_))), "{v:?}");
         let r = m.store_experience(&e, StoreOptions::default());
         assert!(matches!(r, Err(MemoryError::InvalidArgument(_))), "{r:?}");
     };
+    exp("task", "x", Polarity::Success, vec![good()])
+        .validate(1)
+        .unwrap();
     bad(exp("", "x", Polarity::Success, vec![good()]));
     bad(exp("task", "  ", Polarity::Success, vec![good()]));
     bad(exp("task", "x", Polarity::Success, vec![]));
