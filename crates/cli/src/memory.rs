@@ -143,13 +143,7 @@ pub(crate) struct StoreArgs {
 #[derive(Args)]
 pub(crate) struct FindArgs {
     #[command(flatten)]
-    at: ManyShards,
-    /// The new task.
-    #[arg(long)]
-    task: String,
-    /// Its id: items that came from this task are left out.
-    #[arg(long)]
-    task_id: Option<String>,
+    new: NewTask,
     /// Number of hits (1 to 100).
     #[arg(long, short, default_value_t = 5)]
     k: usize,
@@ -159,6 +153,19 @@ pub(crate) struct FindArgs {
     /// Print JSON lines, one hit each.
     #[arg(long)]
     json: bool,
+}
+
+/// The shards and the new task of `memory find` and `memory context`.
+#[derive(Args)]
+pub(crate) struct NewTask {
+    #[command(flatten)]
+    at: ManyShards,
+    /// The new task.
+    #[arg(long)]
+    task: String,
+    /// Its id: items that came from this task are left out.
+    #[arg(long)]
+    task_id: Option<String>,
 }
 
 /// Options of `memory feedback`.
@@ -217,13 +224,7 @@ pub(crate) struct UnconsolidateArgs {
 #[derive(Args)]
 pub(crate) struct ContextArgs {
     #[command(flatten)]
-    at: ManyShards,
-    /// The task.
-    #[arg(long)]
-    task: String,
-    /// Its id: items that came from this task are left out.
-    #[arg(long)]
-    task_id: Option<String>,
+    new: NewTask,
     /// Most characters of the block (200 to 100,000).
     #[arg(long, default_value_t = 4_000)]
     budget: usize,
@@ -478,9 +479,9 @@ fn store(args: StoreArgs) -> CliResult {
 }
 
 fn find(args: FindArgs) -> CliResult {
-    let opened = open_many(&args.at)?;
-    let mut params = FindParams::new(args.task);
-    params.task_id = args.task_id;
+    let opened = open_many(&args.new.at)?;
+    let mut params = FindParams::new(args.new.task);
+    params.task_id = args.new.task_id;
     params.k = args.k;
     params.min_score = args.min_score;
     let mut hits: Vec<(&str, Pattern)> = Vec::new();
@@ -616,14 +617,14 @@ fn unconsolidate(args: UnconsolidateArgs) -> CliResult {
 }
 
 fn context(args: ContextArgs) -> CliResult {
-    let opened = open_many(&args.at)?;
+    let opened = open_many(&args.new.at)?;
     let shards: Vec<(String, &Memory)> = opened
         .memories
         .iter()
         .map(|(n, m)| (n.clone(), m))
         .collect();
-    let mut params = ContextParams::new(args.task);
-    params.task_id = args.task_id;
+    let mut params = ContextParams::new(args.new.task);
+    params.task_id = args.new.task_id;
     params.budget_chars = args.budget;
     params.per_shard = args.per_shard;
     let c = synthesize_context(&shards, &params).map_err(embedding("--task"))?;

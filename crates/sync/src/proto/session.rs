@@ -276,6 +276,29 @@ pub struct Outcome {
     pub refused: bool,
 }
 
+impl Outcome {
+    /// `self` followed by the session `next` on the same shard and connection: counts, chunks,
+    /// deletions and collections summed, snapshot flags of either, and the rest (end states,
+    /// `converged`, `held_back`, `refused`) as `next` left them.
+    pub fn then(self, next: Outcome) -> Outcome {
+        Outcome {
+            sent: self.sent + next.sent,
+            received: self.received + next.received,
+            counts: ApplyCounts {
+                applied: self.counts.applied + next.counts.applied,
+                stale: self.counts.stale + next.counts.stale,
+                duplicate: self.counts.duplicate + next.counts.duplicate,
+            },
+            chunks: (self.chunks.0 + next.chunks.0, self.chunks.1 + next.chunks.1),
+            snapshot_sent: self.snapshot_sent || next.snapshot_sent,
+            snapshot_received: self.snapshot_received || next.snapshot_received,
+            snapshot_deleted: self.snapshot_deleted + next.snapshot_deleted,
+            collected: self.collected + next.collected,
+            ..next
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the peer's hello.

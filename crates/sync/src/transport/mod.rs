@@ -835,22 +835,7 @@ async fn run_sessions(
         // closes.
         let _ = tokio::time::timeout(Duration::from_secs(2), tx.stopped()).await;
         let again = send && receive && (out.snapshot_received || out.snapshot_sent) && round < 2;
-        total = Outcome {
-            sent: total.sent + out.sent,
-            received: total.received + out.received,
-            counts: crate::proto::ApplyCounts {
-                applied: total.counts.applied + out.counts.applied,
-                stale: total.counts.stale + out.counts.stale,
-                duplicate: total.counts.duplicate + out.counts.duplicate,
-            },
-            chunks: (total.chunks.0 + out.chunks.0, total.chunks.1 + out.chunks.1),
-            snapshot_sent: total.snapshot_sent || out.snapshot_sent,
-            snapshot_received: total.snapshot_received || out.snapshot_received,
-            snapshot_deleted: total.snapshot_deleted + out.snapshot_deleted,
-            collected: total.collected + out.collected,
-            held_back: out.held_back,
-            ..out
-        };
+        total = total.then(out);
         if !again {
             break;
         }
