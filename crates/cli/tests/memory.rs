@@ -819,3 +819,85 @@ fn eval_on_webarena_tasks() {
     let needle = format!("no such file: {}", p(&empty.path().join("tasks.jsonl")));
     fails(&["memory", "eval", "--data", p(empty.path())], 2, &needle);
 }
+
+/// `memory eval` on another dataset of the same shape (held-out data): task ids in any order,
+/// string template ids, no `sites`; and the bad files it refuses.
+#[test]
+fn eval_on_a_dataset_of_the_same_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = [
+        (40, "a", "Find the cheapest flight from Paris to Rome"),
+        (7, "a", "Find the cheapest flight from Oslo to Lima"),
+        (9, "a", "Find the cheapest flight from Kyiv to Bern"),
+        (12, "b", "Write a review of the blue kettle"),
+        (3, "b", "Write a review of the red toaster"),
+        (5, "c", "Cancel my order of garden chairs"),
+    ];
+    let jsonl: String = tasks
+        .iter()
+        .map(|(id, t, text)| {
+            format!(
+                "{}\n",
+                json!({"task_id": id, "template_id": t, "intent": text})
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("tasks.jsonl"), &jsonl).unwrap();
+    let out = lines(&ok(&["memory", "eval", "--data", p(dir.path()), "--json"]));
+    assert_eq!(out.len(), 4);
+    for r in &out {
+        // Templates a and b have siblings: 5 queries.
+        assert_eq!(r["queries"], 5, "{r}");
+    }
+    // BM25 finds a sibling first for every query here.
+    assert_eq!(f(&out[1]["mrr_at_10"]), 1.0, "{}", out[1]);
+
+    // Reworded queries: one per line, naming a task id of the bank.
+    let q = "{\"query_id\": 0, \"task_id\": 7, \"text\": \"Cheapest flight Oslo to Lima\"}\n";
+    std::fs::write(dir.path().join("queries.jsonl"), q).unwrap();
+    let out = lines(&ok(&["memory", "eval", "--data", p(dir.path()), "--json"]));
+    assert!(out.iter().all(|r| r["queries"] == 1), "{out:?}");
+    let bad = "{\"query_id\": 0, \"task_id\": 8, \"text\": \"x\"}\n";
+    std::fs::write(dir.path().join("queries.jsonl"), bad).unwrap();
+    fails(
+        &["memory", "eval", "--data", p(dir.path())],
+        2,
+        "line 1: task_id 8 is not in tasks.jsonl",
+    );
+    std::fs::remove_file(dir.path().join("queries.jsonl")).unwrap();
+    // Vectors asked for, none there.
+    let needle = format!("no such file: {}", p(&dir.path().join("tasks.npy")));
+    fails(
+        &[
+            "memory",
+            "eval",
+            "--data",
+            p(dir.path()),
+            "--embedder",
+            "vectors",
+        ],
+        2,
+        &needle,
+    );
+    // A repeated task id; a malformed line.
+    let twice = format!(
+        "{jsonl}{}\n",
+        json!({"task_id": 7, "template_id": "z", "intent": "x"})
+    );
+    std::fs::write(dir.path().join("tasks.jsonl"), twice).unwrap();
+    fails(
+        &["memory", "eval", "--data", p(dir.path())],
+        2,
+        "line 7 repeats task_id 7",
+    );
+    std::fs::write(
+        dir.path().join("tasks.jsonl"),
+        format!("{jsonl}{{\"task_id\": \n"),
+    )
+    .unwrap();
+    fails(
+        &["memory", "eval", "--data", p(dir.path())],
+        2,
+        "tasks.jsonl line 7:",
+    );
+}

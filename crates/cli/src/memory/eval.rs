@@ -78,7 +78,10 @@ pub(crate) struct EvalArgs {
 struct Task {
     task_id: usize,
     intent: String,
-    template_id: i64,
+    /// Any JSON scalar (WebArena's are integers).
+    template_id: serde_json::Value,
+    /// Missing in other datasets of this shape: an empty list.
+    #[serde(default)]
     sites: Vec<String>,
 }
 
@@ -160,24 +163,23 @@ pub(crate) fn run(args: EvalArgs) -> CliResult {
     }
     let started = Instant::now();
     let tasks: Vec<Task> = read_jsonl(&dir.join("tasks.jsonl"))?;
+    // Task ids are distinct (WebArena's are 0, 1, 2, … in order); row i of the `.npy` files
+    // is line i.
+    let mut template_of: HashMap<usize, String> = HashMap::new();
+    let mut by_template: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, t) in tasks.iter().enumerate() {
-        if t.task_id != i {
+        let key = t.template_id.to_string();
+        if template_of.insert(t.task_id, key.clone()).is_some() {
             return Err(user(format!(
-                "{}: line {} has task_id {}; the file must list task ids 0, 1, 2, … in order",
+                "{}: line {} repeats task_id {}",
                 dir.join("tasks.jsonl").display(),
                 i + 1,
                 t.task_id
             )));
         }
+        by_template.entry(key).or_default().push(t.task_id);
     }
-    let mut by_template: HashMap<i64, Vec<usize>> = HashMap::new();
-    for t in &tasks {
-        by_template
-            .entry(t.template_id)
-            .or_default()
-            .push(t.task_id);
-    }
-    let template = |task: usize| -> &Vec<usize> { &by_template[&tasks[task].template_id] };
+    let template = |task: usize| -> &Vec<usize> { &by_template[&template_of[&task]] };
 
     let queries_path = dir.join("queries.jsonl");
     let paraphrase = queries_path.exists();
@@ -198,7 +200,7 @@ pub(crate) fn run(args: EvalArgs) -> CliResult {
             .into_iter()
             .enumerate()
             .map(|(i, q)| {
-                if q.task_id >= tasks.len() {
+                if !template_of.contains_key(&q.task_id) {
                     return Err(user(format!(
                         "{} line {}: task_id {} is not in tasks.jsonl",
                         queries_path.display(),
@@ -217,10 +219,11 @@ pub(crate) fn run(args: EvalArgs) -> CliResult {
     } else {
         tasks
             .iter()
-            .filter(|t| template(t.task_id).len() >= 2)
-            .map(|t| Query {
+            .enumerate()
+            .filter(|(_, t)| template(t.task_id).len() >= 2)
+            .map(|(row, t)| Query {
                 text: t.intent.clone(),
-                vector: task_vectors.as_ref().map(|m| m.row(t.task_id).to_vec()),
+                vector: task_vectors.as_ref().map(|m| m.row(row).to_vec()),
                 exclude: Some(t.task_id),
                 relevant: template(t.task_id)
                     .iter()
@@ -252,18 +255,22 @@ pub(crate) fn run(args: EvalArgs) -> CliResult {
         link_duplicates: false,
         ..StoreOptions::default()
     };
-    for t in &tasks {
+    for (row, t) in tasks.iter().enumerate() {
         let exp = Experience {
             task: t.intent.clone(),
             task_id: t.task_id.to_string(),
             outcome: Polarity::Success,
             items: vec![Distilled {
                 title: truncate_chars(&t.intent, MAX_TITLE_CHARS),
-                description: format!("WebArena task on {}", t.sites.join(", ")),
+                description: if t.sites.is_empty() {
+                    "Past task".into()
+                } else {
+                    format!("WebArena task on {}", t.sites.join(", "))
+                },
                 content: t.intent.clone(),
                 tags: Vec::new(),
             }],
-            task_vector: task_vectors.as_ref().map(|m| m.row(t.task_id).to_vec()),
+            task_vector: task_vectors.as_ref().map(|m| m.row(row).to_vec()),
         };
         memory
             .store_experience(&exp, opts)
