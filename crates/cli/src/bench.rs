@@ -443,6 +443,8 @@ fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
     // capacity is bypassed by dropping ours and evicting through a capacity-0 manager).
     let solo = ShardManager::open(&root, ManagerOptions::default().with_capacity(0))?;
     let mut create_lat = Vec::with_capacity(n_shards);
+    // The same, by step: create, first insert, close (dropping the last handle).
+    let mut parts: [Vec<f64>; 3] = Default::default();
     let t_all = Instant::now();
     for s in 0..n_shards {
         let name = format!("bench/s{s:06}");
@@ -450,12 +452,18 @@ fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
             .map(|i| NewItem::new(data.row(i).to_vec()).with_id(i.to_string()));
         let t = Instant::now();
         let shard = solo.create(&name, &profile)?;
+        let t_created = t.elapsed();
         let mut rows = rows;
         if let Some(first) = rows.next() {
             shard.insert(first)?;
         }
+        let t_inserted = t.elapsed();
         drop(shard);
-        create_lat.push(t.elapsed().as_secs_f64() * 1e6);
+        let total = t.elapsed();
+        create_lat.push(total.as_secs_f64() * 1e6);
+        parts[0].push(t_created.as_secs_f64() * 1e6);
+        parts[1].push((t_inserted - t_created).as_secs_f64() * 1e6);
+        parts[2].push((total - t_inserted).as_secs_f64() * 1e6);
         let rest: Vec<NewItem> = rows.collect();
         if !rest.is_empty() {
             let shard = solo.open_shard(&name)?;
@@ -531,6 +539,9 @@ fn many_shards(args: &BenchArgs, spec: &str) -> CliResult {
         "durability": args.durability.as_str(),
         "create_insert_close_p50_us": percentile(&mut create_lat, 50.0),
         "create_insert_close_p99_us": percentile(&mut create_lat, 99.0),
+        "create_p50_us": percentile(&mut parts[0], 50.0),
+        "first_insert_p50_us": percentile(&mut parts[1], 50.0),
+        "close_p50_us": percentile(&mut parts[2], 50.0),
         "create_all_s": create_all_s,
         "closes_drain_s": closes_drain_s,
         "closed_shard_bytes_mean": closed_bytes,
