@@ -186,6 +186,11 @@ fn read_matrix<T: npyz::Deserialize, R: Read>(
         [r] => (*r, 1),
         other => return Err(fmt(format!("expected a 2-D array, got shape {other:?}"))),
     };
+    if rows > 0 && cols == 0 {
+        return Err(fmt(format!(
+            "shape [{rows}, 0]: every row is empty (0 values per vector)"
+        )));
+    }
     let width = std::mem::size_of::<T>() as u64;
     let bytes = rows
         .checked_mul(cols)
@@ -692,6 +697,10 @@ mod tests {
         format_error(b"PK\x03\x04 not numpy at all", "bad magic");
         format_error(&npy("<f4", "(2, 3)", &values[..20]), "needs more");
         format_error(&npy("<f4", "(2, 3, 1)", &values), "2-D");
+        // Rows of no values: empty vectors. No rows at all is an empty dataset.
+        format_error(&npy("<f4", "(5, 0)", &[]), "every row is empty");
+        let none = read_f32_bytes(&npy("<f4", "(0, 3)", &[]), "empty").unwrap();
+        assert_eq!((none.rows, none.cols), (0, 3));
     }
 
     #[test]

@@ -409,9 +409,18 @@ impl Quantizer {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         let (offset, scale) = floats.split_at(dim);
-        if let Some(d) =
-            (0..dim).find(|&d| !offset[d].is_finite() || !scale[d].is_finite() || scale[d] < 0.0)
-        {
+        // Every code's value, offset_d + c × scale_d for c in 0..=255, within the norm any
+        // stored vector may have (a trained quantizer's are): finite scores, never NaN.
+        let max = crate::codec::MAX_NORM;
+        let bad = |d: usize| {
+            let (o, sc) = (f64::from(offset[d]), f64::from(scale[d]));
+            !o.is_finite()
+                || !sc.is_finite()
+                || sc < 0.0
+                || o.abs() > max
+                || (o + 255.0 * sc).abs() > max
+        };
+        if let Some(d) = (0..dim).find(|&d| bad(d)) {
             return Err(corrupt(format!(
                 "dimension {d} has offset {} and scale {}",
                 offset[d], scale[d]

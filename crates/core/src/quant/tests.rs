@@ -166,6 +166,20 @@ fn damaged_bytes_are_errors() {
         Quantizer::from_bytes(&neg),
         Err(Error::Corrupt(_))
     ));
+    // Finite but huge: codes whose values pass the largest norm a vector may have (scores
+    // would be infinite or NaN).
+    let with = |at: usize, x: f32| {
+        let mut b = bytes[..bytes.len() - 4].to_vec();
+        b[12 + 4 * at..16 + 4 * at].copy_from_slice(&x.to_le_bytes());
+        let crc = crc32(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        Quantizer::from_bytes(&b)
+    };
+    for (at, x) in [(5, 1e30f32), (5, 4e15), (0, 3e38), (0, -2e18)] {
+        assert!(matches!(with(at, x), Err(Error::Corrupt(_))), "{at} {x}");
+    }
+    // Within it: accepted.
+    assert!(with(5, 1e15).is_ok());
 }
 
 proptest! {
