@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Map, Value};
 use sqlite_vector::NewItem;
+use sqlite_vector_dataset::jsonl::{parse_item, ItemFields};
 
 use crate::{existing_file, user, CliResult, Failure, ShardArg};
 
@@ -47,62 +47,26 @@ pub struct ImportArgs {
     batch: usize,
 }
 
+/// The item of JSONL line `lineno`, `line`, with the field names of `args`
+/// ([`sqlite_vector_dataset::jsonl::parse_item`]); `need_vector` requires the vector field.
 pub(crate) fn item_from_line(
     args: &ImportArgs,
     line: &str,
     lineno: usize,
     need_vector: bool,
 ) -> CliResult<NewItem> {
-    let at = |m: String| user(format!("line {lineno}: {m}"));
-    let mut obj = match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(o)) => o,
-        Ok(_) => return Err(at("expected a JSON object".into())),
-        Err(e) => return Err(at(format!("malformed JSON: {e}"))),
+    let fields = ItemFields {
+        id: args.id_field.clone(),
+        text: args.text_field.clone(),
+        metadata: args.metadata_field.clone(),
+        vector: args.vector_field.clone(),
     };
-    let id = match obj.remove(&args.id_field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        // Integers beyond 64 bits, like fractions and exponents, reach here as f64, which
-        // would round them (two ids becoming one): refused rather than changed.
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
-        Some(Value::Number(n)) => {
-            return Err(at(format!(
-                "{} {n} is not an integer of at most 64 bits: quote it as a string",
-                args.id_field
-            )))
-        }
-        Some(_) => {
-            return Err(at(format!(
-                "{} must be a string or an integer",
-                args.id_field
-            )))
-        }
-    };
-    let text = match obj.remove(&args.text_field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => return Err(at(format!("{} must be a string", args.text_field))),
-    };
-    let vector = match obj.remove(&args.vector_field) {
-        Some(v) => serde_json::from_value::<Vec<f32>>(v).map_err(|e| {
-            at(format!(
-                "{} must be an array of numbers: {e}",
-                args.vector_field
-            ))
-        })?,
-        None if need_vector => return Err(at(format!("no {} field", args.vector_field))),
-        None => Vec::new(),
-    };
-    let metadata = match obj.remove(&args.metadata_field) {
-        Some(m) => Some(m),
-        None if obj.is_empty() => None,
-        None => Some(Value::Object(std::mem::replace(&mut obj, Map::new()))),
-    };
+    let it = parse_item(line, lineno, &fields, need_vector)?;
     Ok(NewItem {
-        id,
-        vector,
-        metadata,
-        text,
+        id: it.id,
+        vector: it.vector,
+        metadata: it.metadata,
+        text: it.text,
     })
 }
 

@@ -9,6 +9,8 @@
 
 #![warn(missing_docs)]
 
+pub mod jsonl;
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
