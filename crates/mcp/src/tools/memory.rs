@@ -123,7 +123,8 @@ pub struct LessonOut {
     pub task_id: String,
     /// The ranking: relevance + 2 × (prior − 0.5).
     pub score: f32,
-    /// How similar the new task is to its text and source task (hybrid fused score).
+    /// How similar the new task is to its text and source task (hybrid fused score, BM25
+    /// weighted 2).
     pub relevance: f32,
     /// Cosine similarity of the tasks.
     pub vector_score: f32,
