@@ -56,10 +56,13 @@
 //!
 //! # Choosing an ISA
 //!
-//! [`Kernels::best`] prefers AVX-512F, then AVX2+FMA, then NEON, then scalar. The
-//! environment variable [`ISA_ENV_VAR`] (`SQLITE_VECTOR_ISA`) set to `scalar`, `avx2`,
-//! `avx512` or `neon` (see [`Isa::from_name`]) forces that choice if this CPU supports
-//! it; an unknown or unsupported value is silently ignored and the best ISA is used.
+//! [`Kernels::best`] prefers AVX-512F, then AVX2+FMA, then NEON, then scalar; a wasm32
+//! build with `target_feature = "simd128"` (`-C target-feature=+simd128`) has the simd128
+//! family, chosen at build time (an engine without SIMD refuses such a module, so there is
+//! nothing to detect). The environment variable [`ISA_ENV_VAR`] (`SQLITE_VECTOR_ISA`) set to
+//! `scalar`, `avx2`, `avx512`, `neon` or `simd128` (see [`Isa::from_name`]) forces that
+//! choice if this CPU supports it; an unknown or unsupported value is silently ignored and
+//! the best ISA is used.
 //! The variable is read once, on the first call to [`Kernels::best`].
 
 use std::fmt;
@@ -71,7 +74,11 @@ use std::sync::OnceLock;
 /// `Kernels::for_isa` must hand the table out only after run-time detection confirmed every
 /// feature in `$features`.
 #[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )),
     allow(unused_macros)
 )]
 macro_rules! f32_kernels {
@@ -139,6 +146,8 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 
 /// Name of the environment variable that forces the ISA chosen by [`Kernels::best`].
 ///
@@ -157,25 +166,28 @@ pub enum Isa {
     Avx512,
     /// aarch64 Advanced SIMD (4 lanes of `f32`).
     Neon,
+    /// WebAssembly SIMD (4 lanes of `f32`), in builds with `target_feature = "simd128"`.
+    Simd128,
 }
 
 impl Isa {
     /// Every ISA, in the order [`Kernels::available`] lists them (scalar first).
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon, Isa::Simd128];
 
-    /// Display name: `"scalar"`, `"avx2+fma"`, `"avx512f"` or `"neon"`.
+    /// Display name: `"scalar"`, `"avx2+fma"`, `"avx512f"`, `"neon"` or `"simd128"`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2+fma",
             Isa::Avx512 => "avx512f",
             Isa::Neon => "neon",
+            Isa::Simd128 => "simd128",
         }
     }
 
     /// Parses an ISA name, ignoring ASCII case and surrounding whitespace.
     ///
-    /// Accepts `scalar`, `avx2` (or `avx2+fma`), `avx512` (or `avx512f`) and `neon`;
+    /// Accepts `scalar`, `avx2` (or `avx2+fma`), `avx512` (or `avx512f`), `neon` and `simd128`;
     /// anything else gives `None`. This is the syntax of [`ISA_ENV_VAR`].
     pub fn from_name(name: &str) -> Option<Isa> {
         match name.trim().to_ascii_lowercase().as_str() {
@@ -183,6 +195,7 @@ impl Isa {
             "avx2" | "avx2+fma" => Some(Isa::Avx2),
             "avx512" | "avx512f" => Some(Isa::Avx512),
             "neon" => Some(Isa::Neon),
+            "simd128" => Some(Isa::Simd128),
             _ => None,
         }
     }
@@ -238,7 +251,7 @@ impl fmt::Debug for Kernels {
 impl Kernels {
     /// The best kernels for this CPU, detected once and cached.
     ///
-    /// Preference order: AVX-512F, AVX2+FMA, NEON, scalar. If the environment variable
+    /// Preference order: AVX-512F, AVX2+FMA, NEON, simd128 (wasm32 builds with it), scalar. If the environment variable
     /// [`ISA_ENV_VAR`] (`SQLITE_VECTOR_ISA`) names an ISA ([`Isa::from_name`]) that this
     /// CPU supports, that ISA is used instead; an unknown or unsupported value is
     /// ignored (falls back to the best ISA). The variable is read only on the first
@@ -268,6 +281,10 @@ impl Kernels {
             Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => Some(&avx512::KERNELS),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon if std::arch::is_aarch64_feature_detected!("neon") => Some(&neon::KERNELS),
+            // Compiled in only when the build enables simd128, which an engine without it
+            // refuses to load: present means supported.
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Isa::Simd128 => Some(&simd128::KERNELS),
             _ => None,
         }
     }
@@ -280,7 +297,7 @@ impl Kernels {
 
 /// The fastest supported kernels, ignoring the environment.
 fn fastest() -> &'static Kernels {
-    [Isa::Avx512, Isa::Avx2, Isa::Neon]
+    [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Simd128]
         .into_iter()
         .find_map(Kernels::for_isa)
         .unwrap_or(&scalar::KERNELS)
@@ -347,6 +364,10 @@ pub fn norm(a: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    // On wasm the same tests run under Node through wasm-bindgen-test-runner (the simd128
+    // kernels against the scalar reference).
+    #[cfg(all(target_family = "wasm", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Relative tolerance of the property tests (see the module docs).
     const REL_TOL: f64 = 1e-5;
@@ -554,6 +575,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(panic = "unwind")] // wasm aborts on a panic: nothing to catch
     fn mismatched_lengths_panic() {
         let a = [1.0f32; 17];
         let b = [1.0f32; 16];
@@ -620,6 +642,8 @@ mod tests {
         }
         #[cfg(target_arch = "aarch64")]
         assert_eq!(best.isa, Isa::Neon);
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        assert_eq!(best.isa, Isa::Simd128);
     }
 
     #[test]
@@ -648,6 +672,8 @@ mod tests {
         assert!(all.iter().any(|k| k.isa == Kernels::best().isa));
         #[cfg(target_arch = "x86_64")]
         assert!(Kernels::for_isa(Isa::Neon).is_none());
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        assert!(Kernels::for_isa(Isa::Simd128).is_none());
         #[cfg(target_arch = "aarch64")]
         assert!(Kernels::for_isa(Isa::Avx2).is_none() && Kernels::for_isa(Isa::Avx512).is_none());
     }

@@ -102,7 +102,8 @@ impl Int8Isa {
     /// [`Isa::from_name`](super::Isa::from_name), so that one [`ISA_ENV_VAR`] value forces
     /// both families: `avx2+fma` is [`Int8Isa::Avx2`], and `avx512` / `avx512f` ask for
     /// [`Int8Isa::Avx512Vnni`] (a CPU without VNNI then gets its fastest family, which is
-    /// [`Int8Isa::Avx512Bw`] when it has AVX-512BW). Anything else gives `None`.
+    /// [`Int8Isa::Avx512Bw`] when it has AVX-512BW); `simd128` is [`Int8Isa::Scalar`] (no
+    /// int8 family for WebAssembly SIMD yet). Anything else gives `None`.
     pub fn from_name(name: &str) -> Option<Int8Isa> {
         match name.trim().to_ascii_lowercase().as_str() {
             "scalar" => Some(Int8Isa::Scalar),
@@ -110,6 +111,7 @@ impl Int8Isa {
             "avx512bw" => Some(Int8Isa::Avx512Bw),
             "avx512vnni" | "avx512" | "avx512f" => Some(Int8Isa::Avx512Vnni),
             "neon" => Some(Int8Isa::Neon),
+            "simd128" => Some(Int8Isa::Scalar),
             _ => None,
         }
     }

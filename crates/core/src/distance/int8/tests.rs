@@ -2,6 +2,8 @@
 //! equality), and the reference against an `i64` computation.
 
 use proptest::prelude::*;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 
@@ -120,6 +122,7 @@ fn int8_empty_is_zero() {
 }
 
 #[test]
+#[cfg(panic = "unwind")] // wasm aborts on a panic: nothing to catch
 fn int8_mismatched_lengths_panic() {
     let panics = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
     for k in Int8Kernels::available() {
