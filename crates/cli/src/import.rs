@@ -47,21 +47,25 @@ pub struct ImportArgs {
     batch: usize,
 }
 
-/// The item of JSONL line `lineno`, `line`, with the field names of `args`
-/// ([`sqlite_vector_dataset::jsonl::parse_item`]); `need_vector` requires the vector field.
-pub(crate) fn item_from_line(
-    args: &ImportArgs,
-    line: &str,
-    lineno: usize,
-    need_vector: bool,
-) -> CliResult<NewItem> {
-    let fields = ItemFields {
+/// The field names `args` gives a JSONL line.
+fn item_fields(args: &ImportArgs) -> ItemFields {
+    ItemFields {
         id: args.id_field.clone(),
         text: args.text_field.clone(),
         metadata: args.metadata_field.clone(),
         vector: args.vector_field.clone(),
-    };
-    let it = parse_item(line, lineno, &fields, need_vector)?;
+    }
+}
+
+/// The item of JSONL line `lineno`, `line`, with the field names `fields`
+/// ([`sqlite_vector_dataset::jsonl::parse_item`]); `need_vector` requires the vector field.
+fn item_from_line(
+    fields: &ItemFields,
+    line: &str,
+    lineno: usize,
+    need_vector: bool,
+) -> CliResult<NewItem> {
+    let it = parse_item(line, lineno, fields, need_vector)?;
     Ok(NewItem {
         id: it.id,
         vector: it.vector,
@@ -98,6 +102,7 @@ pub fn run(args: ImportArgs) -> CliResult {
         return Err(user("--batch must be at least 1"));
     }
     let shard = args.shard.open()?;
+    let fields = item_fields(&args);
     let matrix = match &args.npy {
         Some(p) => {
             existing_file(p)?;
@@ -161,7 +166,7 @@ pub fn run(args: ImportArgs) -> CliResult {
                 let mut item = match lines.as_mut().map(Iterator::next) {
                     Some(Some(line)) => {
                         let (lineno, line) = line?;
-                        item_from_line(&args, &line, lineno, false)?
+                        item_from_line(&fields, &line, lineno, false)?
                     }
                     Some(None) => {
                         return Err(user(format!(
@@ -199,7 +204,7 @@ pub fn run(args: ImportArgs) -> CliResult {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let item = item_from_line(&args, &line, lineno, true)?;
+                let item = item_from_line(&fields, &line, lineno, true)?;
                 batch.push((lineno, item));
                 if batch.len() == args.batch {
                     flush(&mut batch, &mut done)?;

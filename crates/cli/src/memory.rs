@@ -438,7 +438,7 @@ fn store(args: StoreArgs) -> CliResult {
         Outcome::Success => Polarity::Success,
         Outcome::Failure => Polarity::Failure,
     };
-    let exp = Experience {
+    let mut exp = Experience {
         task: args.task,
         task_id: args.task_id,
         outcome,
@@ -446,15 +446,18 @@ fn store(args: StoreArgs) -> CliResult {
         task_vector: None,
     };
     // Nothing is created for a refused name or experience: the name, the quality gate and
-    // the task's embedding are checked before the root is made.
+    // the task's embedding are checked before the root is made (the embedding is then
+    // stored, not made again).
     sqlite_vector::manager::validate_name(&args.at.shard)?;
     exp.validate(sqlite_vector_memory::MAX_ITEMS)
         .map_err(Failure::from)?;
     let embedder = builtin()?;
-    embedder
-        .embed(&exp.task)
-        .map_err(sqlite_vector_memory::MemoryError::from)
-        .map_err(embedding("--task"))?;
+    exp.task_vector = Some(
+        embedder
+            .embed(&exp.task)
+            .map_err(sqlite_vector_memory::MemoryError::from)
+            .map_err(embedding("--task"))?,
+    );
     let profile = Memory::profile(embedder.dimension(), Some(embedder.model_id()));
     let manager = new_root(&args.at.root)?;
     let shard = manager.get_or_create(&args.at.shard, &profile)?;
