@@ -177,6 +177,23 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The variant's name (`"InvalidInput"`, `"NotFound"`, …): the stable `kind` string that
+    /// bindings (JS errors, protocol replies) carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "InvalidInput",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::UnknownShard => "UnknownShard",
+            ErrorKind::AlreadyExists => "AlreadyExists",
+            ErrorKind::ProfileMismatch => "ProfileMismatch",
+            ErrorKind::NotAShard => "NotAShard",
+            ErrorKind::Busy => "Busy",
+            ErrorKind::Corrupt => "Corrupt",
+            ErrorKind::Io => "Io",
+            ErrorKind::Internal => "Internal",
+        }
+    }
+
     /// `true` for the kinds the caller's input causes (and can fix by changing it), `false`
     /// for internal or environmental ones.
     pub fn is_user_error(self) -> bool {
@@ -262,5 +279,29 @@ impl From<rusqlite::types::FromSqlError> for Error {
     /// shard was damaged or written by something else.
     fn from(e: rusqlite::types::FromSqlError) -> Self {
         Error::Corrupt(format!("unexpected stored value: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn kind_names_are_the_variant_names() {
+        let all = [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::UnknownShard,
+            ErrorKind::AlreadyExists,
+            ErrorKind::ProfileMismatch,
+            ErrorKind::NotAShard,
+            ErrorKind::Busy,
+            ErrorKind::Corrupt,
+            ErrorKind::Io,
+            ErrorKind::Internal,
+        ];
+        for kind in all {
+            assert_eq!(kind.as_str(), format!("{kind:?}"));
+        }
     }
 }

@@ -527,6 +527,20 @@ impl ShardIndex {
         Ok(())
     }
 
+    /// Writes the whole graph, as it is, into new shadow tables in `tx` (another database:
+    /// an in-memory shard's image); this handle's persistence state does not change.
+    pub(crate) fn write_copy(&self, tx: &Connection) -> Result<()> {
+        tx.execute_batch(schema::CREATE_HNSW_TABLES)?;
+        tx.execute(schema::HNSW_INSERT_STATE, [self.graph.header()])?;
+        let mut put = tx.prepare(schema::HNSW_INSERT_NODE)?;
+        for node in 0..self.graph.id_bound() {
+            if let Some(rec) = self.graph.encode_node(node) {
+                put.execute(params![i64::from(node), rec])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the shadow tables in `tx` and writes the whole graph (a new index).
     pub(crate) fn create_in(&mut self, tx: &Connection, seq: i64) -> Result<()> {
         tx.execute_batch(schema::DROP_HNSW_TABLES)?;

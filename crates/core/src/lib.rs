@@ -89,8 +89,8 @@ pub use manager::{
 pub use profile::{Durability, Metric, Profile, MAX_DIMENSION};
 pub use query::{Mode, Query, QueryHit, QueryResult, Scope};
 pub use shard::{
-    wait_for_closes, Hit, HybridParams, HybridScores, Item, NewItem, OpenOptions, SearchParams,
-    Shard, Stats, Update, WriteTx, MAX_EF_SEARCH,
+    wait_for_closes, Hit, HybridParams, HybridScores, Item, Journal, NewItem, OpenOptions,
+    SearchParams, Shard, Stats, Update, WriteTx, MAX_EF_SEARCH, MAX_IMAGE_BYTES,
 };
 pub use sqlfn::register_functions;
 

@@ -563,6 +563,50 @@ impl Shard {
         }
     }
 
+    /// The shard as one self-contained database file, in bytes (an *image*): what a closed
+    /// shard's file holds, as of one snapshot, with a rollback-journal header (bytes 18 and 19
+    /// are 1; a native handle converts the file back to WAL when it opens it). Write it to a
+    /// file and [`Shard::open`] opens it anywhere, or pass it to [`Shard::from_image`]. An
+    /// in-memory shard's image records durability `normal` and holds its HNSW index, so it
+    /// opens as a file shard like any other. Like [`Shard::backup_to`], the image keeps the
+    /// shard's identity (site id): use it in place of the shard (moving it between a browser
+    /// and a native build), never as a second live replica beside it.
+    ///
+    /// Holds the writer for the copy (about the file's size in bytes, plus a second copy for
+    /// an in-memory shard).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] reading the pages (a full memory: `SQLITE_NOMEM`).
+    pub fn to_image(&self) -> Result<Vec<u8>> {
+        let mut writer = self.lock_writer()?;
+        let mut bytes = writer.db.serialize(rusqlite::MAIN_DB)?.to_vec();
+        if self.profile.durability == Durability::Memory {
+            let st = self.read_state();
+            let mut db = Connection::open_in_memory()?;
+            let len = bytes.len();
+            db.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], len, false)?;
+            db.execute_batch(schema::BEGIN_IMMEDIATE)?;
+            db.execute(
+                schema::META_SET,
+                params!["durability", Durability::Normal.to_string()],
+            )?;
+            // An in-memory index is not kept in the tables: write it there.
+            db.execute_batch(schema::DROP_HNSW_TABLES)?;
+            if let Some(ix) = &st.index {
+                ix.write_copy(&db)?;
+            }
+            db.execute_batch(schema::COMMIT)?;
+            drop(st);
+            bytes = db.serialize(rusqlite::MAIN_DB)?.to_vec();
+        }
+        drop(writer);
+        if bytes.len() >= 20 {
+            bytes[18] = 1;
+            bytes[19] = 1;
+        }
+        Ok(bytes)
+    }
+
     /// Runs SQLite's `PRAGMA integrity_check` and re-validates every stored vector: its length,
     /// finite components and a norm within [`codec::MAX_NORM`]; reports damaged derived data
     /// found at load (see [`Stats::damage`]).

@@ -66,29 +66,38 @@ impl Shard {
     /// Brings the state up to what `reader` sees, if other connections committed since it last
     /// looked: `PRAGMA data_version` of the reader (one call when nothing moved), then `max(seq)`
     /// against the state. A no-op for in-memory shards (their only connection is this handle's
-    /// writer, whose commits reach the state before they are acknowledged).
+    /// writer, whose commits reach the state before they are acknowledged); a rollback-journal
+    /// file shard reads through its writer, and other handles or processes may write the file.
     pub(super) fn sync_reader(&self, reader: &mut Reader<'_>) -> Result<()> {
-        let Reader::Pooled {
-            conn: Some(conn), ..
-        } = reader
-        else {
-            return Ok(());
-        };
-        let dv: i64 = conn
-            .db
+        match reader {
+            Reader::Pooled {
+                conn: Some(conn), ..
+            } => self.catch_up_if_moved(&conn.db, &mut conn.verified),
+            Reader::Shared(w) if self.path.is_some() => {
+                let w = &mut **w;
+                self.catch_up_if_moved(&w.db, &mut w.seen_data_version)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Shard::sync_reader`] on connection `db`, whose `data_version` was `verified` when the
+    /// state was last found current through it.
+    fn catch_up_if_moved(&self, db: &Connection, verified: &mut Option<i64>) -> Result<()> {
+        let dv: i64 = db
             .prepare_cached(schema::DATA_VERSION)?
             .query_row([], |r| r.get(0))?;
-        if conn.verified == Some(dv) {
+        if *verified == Some(dv) {
             return Ok(());
         }
-        let committed = max_seq(&conn.db)?;
+        let committed = max_seq(db)?;
         // Our own writer's commits reach the state before its lock is released, so a `seq`
         // above the state's is another connection's.
         if committed > self.read_state().last_seq {
             let mut st = self.write_state();
-            self.catch_up(&conn.db, &mut st)?;
+            self.catch_up(db, &mut st)?;
         }
-        conn.verified = Some(dv);
+        *verified = Some(dv);
         Ok(())
     }
 

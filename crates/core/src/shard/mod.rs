@@ -33,7 +33,9 @@
 //! is never held while waiting for a connection. Every path follows it.
 //!
 //! # Pragmas
-//! * `journal_mode=WAL`: readers never block the writer and vice versa, across processes.
+//! * `journal_mode=WAL`: readers never block the writer and vice versa, across processes
+//!   (unless opened with [`Journal::Rollback`], the default on wasm32-unknown-unknown: one
+//!   connection, `journal_mode=TRUNCATE`, `synchronous=FULL`).
 //! * `synchronous=FULL` (durability `full`) or `NORMAL` (durability `normal`): see
 //!   [`Durability`].
 //! * `busy_timeout=5000`: a writer waits up to 5 s for another process's write lock instead of
@@ -69,7 +71,7 @@ mod write;
 
 pub use conn::wait_for_closes;
 pub(crate) use hybrid::{both, fusion_vector_score};
-pub use open::OpenOptions;
+pub use open::{Journal, OpenOptions, MAX_IMAGE_BYTES};
 pub(crate) use types::query_words;
 #[cfg(feature = "fts5-api")]
 pub(crate) use types::searchable_values;

@@ -20,10 +20,43 @@ use crate::profile::{Durability, Metric, Profile};
 use crate::quant::Quantizer;
 use crate::schema::{self, ItemRow};
 
+/// The largest image [`Shard::from_image`] takes: 512 MiB (it is copied once into SQLite's
+/// memory, and the vectors again into the arena).
+pub const MAX_IMAGE_BYTES: usize = 512 << 20;
+
 /// The default [`OpenOptions::max_clock_skew_ms`]: 60 s.
 pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 60_000;
 
-/// How a handle is opened: durability override, clock, accepted clock skew of remote changes.
+/// How a file shard journals its writes (SQLite's `journal_mode`).
+///
+/// The default is [`Journal::Wal`] on every target but `wasm32-unknown-unknown`, whose storage
+/// (the in-memory VFS, OPFS through the `sahpool` VFS) has no shared memory and so no WAL:
+/// there it is [`Journal::Rollback`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journal {
+    /// A write-ahead log (`journal_mode=WAL`): readers on their own connections never block the
+    /// writer and vice versa, across processes; checkpoints run off the write path.
+    Wal,
+    /// A rollback journal (`journal_mode=TRUNCATE`, `synchronous=FULL` whatever the
+    /// durability: a rollback journal under `NORMAL` can be corrupted by a power loss) on one
+    /// connection: reads share the writer's, as in an in-memory shard. Opening a WAL file this
+    /// way converts it (which needs no other connection on it); opening it again with
+    /// [`Journal::Wal`] converts it back.
+    Rollback,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        if cfg!(all(target_family = "wasm", target_os = "unknown")) {
+            Journal::Rollback
+        } else {
+            Journal::Wal
+        }
+    }
+}
+
+/// How a handle is opened: durability override, clock, accepted clock skew of remote changes,
+/// journal mode.
 #[derive(Clone)]
 pub struct OpenOptions {
     /// Durability of this handle (`full` or `normal`) instead of the one recorded in the shard
@@ -45,6 +78,9 @@ pub struct OpenOptions {
     /// deterministic tests and simulations only: two shards that share a site id cannot sync
     /// (each would take the other's changes for its own).
     pub site_id: Option<crate::change::SiteId>,
+    /// The journal mode of a file shard (ignored by in-memory shards); default
+    /// [`Journal::default`].
+    pub journal: Journal,
 }
 
 impl Default for OpenOptions {
@@ -55,6 +91,7 @@ impl Default for OpenOptions {
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
             read_only: false,
             site_id: None,
+            journal: Journal::default(),
         }
     }
 }
@@ -67,6 +104,7 @@ impl fmt::Debug for OpenOptions {
             .field("max_clock_skew_ms", &self.max_clock_skew_ms)
             .field("read_only", &self.read_only)
             .field("site_id", &self.site_id)
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -96,6 +134,11 @@ impl OpenOptions {
     /// Opens for reading only (see [`OpenOptions::read_only`]).
     pub fn with_read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+    /// Sets the journal mode of a file shard (see [`Journal`]).
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = journal;
         self
     }
     fn clock(&self) -> Result<Arc<dyn Clock>> {
@@ -332,13 +375,32 @@ fn configure_common(db: &Connection, durability: Durability) -> Result<()> {
     Ok(())
 }
 
-/// The writer's settings: WAL mode and the durability's `synchronous` level, plus
+/// The `synchronous` level of a file shard's writer.
+fn sync_level(durability: Durability, journal: Journal) -> &'static str {
+    match (durability, journal) {
+        (Durability::Memory, _) => "OFF",
+        (Durability::Normal, Journal::Wal) => "NORMAL",
+        (Durability::Full, _) | (Durability::Normal, Journal::Rollback) => "FULL",
+    }
+}
+
+/// The writer's settings: the journal mode (see [`Journal`]) and its `synchronous` level, plus
 /// [`configure_common`].
-fn configure_writer(db: &Connection, durability: Durability) -> Result<()> {
+fn configure_writer(db: &Connection, durability: Durability, journal: Journal) -> Result<()> {
     db.busy_timeout(std::time::Duration::from_secs(5))?;
     match durability {
         Durability::Memory => {
             db.pragma_update(None, "synchronous", "OFF")?;
+        }
+        Durability::Full | Durability::Normal if journal == Journal::Rollback => {
+            let mode: String =
+                db.pragma_update_and_check(None, "journal_mode", "TRUNCATE", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("truncate") {
+                return Err(Error::InvalidArgument(format!(
+                    "could not enable the rollback journal (journal_mode is {mode})"
+                )));
+            }
+            db.pragma_update(None, "synchronous", sync_level(durability, journal))?;
         }
         Durability::Full | Durability::Normal => {
             // No fsync while switching a new file to WAL (it would go through a rollback
@@ -352,12 +414,7 @@ fn configure_writer(db: &Connection, durability: Durability) -> Result<()> {
                     "could not enable WAL (journal_mode is {mode})"
                 )));
             }
-            let sync = if durability == Durability::Full {
-                "FULL"
-            } else {
-                "NORMAL"
-            };
-            db.pragma_update(None, "synchronous", sync)?;
+            db.pragma_update(None, "synchronous", sync_level(durability, journal))?;
             db.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
         }
     }
@@ -542,6 +599,55 @@ impl Shard {
         Self::init(db, None, &profile, clock, options)
     }
 
+    /// Opens an in-memory shard from an image: the bytes of a shard file, as
+    /// [`Shard::to_image`] writes them or as read from a closed shard's file (a WAL-mode header
+    /// is accepted; its `-wal` must have been checkpointed into it, as closing does). The copy
+    /// keeps the image's identity (site id); writes to it stay in memory until it is written
+    /// out again with [`Shard::to_image`]. `options`' journal and read-only settings do not
+    /// apply.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an image over [`MAX_IMAGE_BYTES`];
+    /// [`Error::NotAShard`] for bytes that are not a SQLite database (too short, no header
+    /// magic) or a database without a shard profile; [`Error::Corrupt`] for damaged pages or
+    /// items; [`Error::UnsupportedFormat`] for a newer format.
+    pub fn from_image(image: &[u8], options: &OpenOptions) -> Result<Shard> {
+        const NAME: &str = "shard image";
+        if image.len() > MAX_IMAGE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a shard image of {} bytes is over the limit of {MAX_IMAGE_BYTES} bytes for an \
+                 in-memory copy: open the file with a native build instead",
+                image.len()
+            )));
+        }
+        if image.len() < 100 || !image.starts_with(b"SQLite format 3\0") {
+            return Err(Error::NotAShard(format!(
+                "{NAME}: {} bytes that are not a SQLite database",
+                image.len()
+            )));
+        }
+        let clock = options.clock()?;
+        let mut bytes = image.to_vec();
+        // Bytes 18 and 19 (file format write/read versions) are 2 in a WAL-mode file; the
+        // in-memory database has no WAL and cannot open such a file (1: rollback journal).
+        bytes[18] = 1;
+        bytes[19] = 1;
+        let mut db = Connection::open_in_memory()?;
+        let len = bytes.len();
+        db.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], len, false)
+            .map_err(|e| map_foreign(Path::new(NAME), e))?;
+        drop(bytes);
+        let foreign_image = |e: Error| match e {
+            Error::Sqlite(s) => map_foreign(Path::new(NAME), s),
+            e => e,
+        };
+        let (mut profile, version) = Self::read_profile(&db).map_err(foreign_image)?;
+        profile.durability = Durability::Memory;
+        configure_writer(&db, Durability::Memory, options.journal)?;
+        Self::migrate(&mut db, version).map_err(foreign_image)?;
+        Self::finish_open(db, None, profile, clock, options).map_err(foreign_image)
+    }
+
     fn init(
         mut db: Connection,
         path: Option<PathBuf>,
@@ -558,7 +664,7 @@ impl Shard {
         if profile.durability != Durability::Memory {
             db.pragma_update_and_check(None, "journal_mode", "OFF", |_| Ok(()))?;
         }
-        configure_writer(&db, profile.durability)?;
+        configure_writer(&db, profile.durability, options.journal)?;
         // Under `normal`, the creating transaction itself skips the fsyncs of a fresh WAL (its
         // header sync and the directory sync): nothing has been acknowledged yet, and a shard
         // cut short by a power loss fails to open as "not a shard" instead of holding bad data.
@@ -602,7 +708,11 @@ impl Shard {
         }
         tx.commit()?;
         if profile.durability == Durability::Normal {
-            db.pragma_update(None, "synchronous", "NORMAL")?;
+            db.pragma_update(
+                None,
+                "synchronous",
+                sync_level(profile.durability, options.journal),
+            )?;
         }
         Self::finish_open(db, path, profile.clone(), clock, options)
     }
@@ -665,6 +775,7 @@ impl Shard {
                     max_clock_skew_ms: options.max_clock_skew_ms,
                     read_only: true,
                     site_id: None,
+                    journal: options.journal,
                 };
                 Self::open_read_only(path, &options, clock)
             }
@@ -684,7 +795,8 @@ impl Shard {
         if let Some(d) = options.durability {
             profile.durability = d;
         }
-        configure_writer(&db, profile.durability).map_err(|e| foreign(Some(path), e))?;
+        configure_writer(&db, profile.durability, options.journal)
+            .map_err(|e| foreign(Some(path), e))?;
         let mut db = db;
         Self::migrate(&mut db, version)?;
         Self::finish_open(db, Some(path.to_path_buf()), profile, clock, options)
@@ -826,7 +938,9 @@ impl Shard {
         let text = Arc::new(crate::fts::SharedText::default());
         // The writer's connection too: an in-memory shard's reads go through it.
         crate::fts::share_text(&db, &text)?;
-        let readers = Readers(path.as_ref().map(|p| {
+        // A rollback-journal shard has one connection (see `Journal::Rollback`).
+        let wal = path.is_some() && options.journal == Journal::Wal;
+        let readers = Readers(path.as_ref().filter(|_| wal).map(|p| {
             let uri = options.read_only.then(|| read_only_uri(p));
             ReadPool::new(p.clone(), profile.durability, uri, Arc::clone(&text))
         }));
@@ -835,9 +949,9 @@ impl Shard {
         // The load filled SQLite's page cache with every vector page; the arena now holds the
         // vectors, so give that memory back (about 1.6 MB per 1,000 × 384 shard).
         db.execute_batch(schema::SHRINK_MEMORY)?;
-        let writer = Writer::new(db, seed as u64, path.is_some())?;
+        let writer = Writer::new(db, seed as u64, wal)?;
         let close = CloseOnDrop::new(match &path {
-            Some(p) if profile.durability == Durability::Normal && !options.read_only => {
+            Some(p) if wal && profile.durability == Durability::Normal && !options.read_only => {
                 Some((p.clone(), site_hex))
             }
             _ => None,

@@ -6,6 +6,7 @@ mod concurrency;
 mod durability;
 mod fixtures;
 mod hybrid;
+mod image;
 mod index;
 mod manager;
 mod manager_reliability;
