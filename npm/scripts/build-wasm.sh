@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the sqlite-vector wasm package into npm/sqlite-vector/dist and checks it:
+#   cargo build (-p sqlite-vector-wasm, --profile wasm, +simd128) → wasm-bindgen --target web
+#   → wasm-opt -Oz (npm binaryen, never Debian's) → copy src/ → smoke test of the optimised
+#   module in Node → import check (wasm-bindgen's module only) → size gates.
+#
+# Environment (all optional):
+#   CARGO_TARGET_DIR      cargo's target dir (default: <repo>/target)
+#   WASM_SIMD=0           build the scalar kernels (no +simd128; for the kernel benchmark)
+#   WASM_OPT_LEVEL=s|z|3  override the profile's opt-level (measurements)
+#   WASM_OUT=<dir>        output directory (default npm/sqlite-vector/dist); size gates and the
+#                         copy of src/ apply to the default package only
+#   SQLITE_WASM_RS_FLAGS  SQLite compile flags (default: the trimmed set below; set it to
+#                         " " to build SQLite with sqlite-wasm-rs's defaults)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+npm_dir="$(dirname "$here")"
+root="$(dirname "$npm_dir")"
+pkg="$npm_dir/sqlite-vector"
+out="${WASM_OUT:-$pkg/dist}"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+wasm_opt="$npm_dir/node_modules/.bin/wasm-opt"
+
+# SQLite features the core does not use (sqlite-wasm-rs turns them on), and OMITs that SQLite
+# documents as safe with the amalgamation (none that changes the parser). The core's SQL has no
+# date/time functions, UTF-16 APIs, math functions, rtree, sessions or introspection pragmas.
+# Kept: FTS5, JSON, WAL, deserialize; never omitted: progress callback, authorizer, trace
+# (rusqlite's `hooks`).
+# -U cancels a -D of sqlite-wasm-rs (its flags come first); the import check below catches a
+# removed symbol that something still references (it would become an `env` import).
+default_sqlite_flags="\
+-USQLITE_ENABLE_SESSION -USQLITE_ENABLE_PREUPDATE_HOOK -USQLITE_ENABLE_RTREE \
+-USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_BYTECODE_VTAB \
+-USQLITE_ENABLE_STMTVTAB -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_UNLOCK_NOTIFY \
+-USQLITE_ENABLE_OFFSET_SQL_FUNC -USQLITE_ENABLE_API_ARMOR -USQLITE_ENABLE_MATH_FUNCTIONS \
+-USQLITE_ENABLE_UNKNOWN_SQL_FUNCTION \
+-DSQLITE_OMIT_LOCALTIME -DSQLITE_OMIT_COMPILEOPTION_DIAGS \
+-DSQLITE_OMIT_UTF16 -DSQLITE_OMIT_GET_TABLE -DSQLITE_OMIT_TCL_VARIABLE -DSQLITE_OMIT_COMPLETE \
+-DSQLITE_OMIT_INTROSPECTION_PRAGMAS -DSQLITE_UNTESTABLE \
+-DSQLITE_DEFAULT_MEMSTATUS=0 -DSQLITE_OMIT_DECLTYPE"
+export SQLITE_WASM_RS_FLAGS="${SQLITE_WASM_RS_FLAGS-$default_sqlite_flags}"
+
+rustflags=""
+[ "${WASM_SIMD:-1}" = 1 ] && rustflags="-C target-feature=+simd128"
+profile_override=()
+if [ -n "${WASM_OPT_LEVEL:-}" ]; then
+  profile_override=(--config "profile.wasm.opt-level=$( [ "$WASM_OPT_LEVEL" = 3 ] && echo 3 || echo "\"$WASM_OPT_LEVEL\"")")
+fi
+
+command -v wasm-bindgen >/dev/null || { echo "wasm-bindgen not on PATH (cargo install wasm-bindgen-cli --version 0.2.130)" >&2; exit 1; }
+[ -x "$wasm_opt" ] || { echo "$wasm_opt missing: run npm ci in $npm_dir" >&2; exit 1; }
+want_wbg="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/, "", $3); print $3}' "$root/Cargo.lock")"
+have_wbg="$(wasm-bindgen --version | awk '{print $2}')"
+[ "$want_wbg" = "$have_wbg" ] || { echo "wasm-bindgen CLI $have_wbg differs from the crate's $want_wbg" >&2; exit 1; }
+
+t0=$SECONDS
+echo "== cargo build (simd128=${WASM_SIMD:-1}, opt-level=${WASM_OPT_LEVEL:-profile}, target dir $target_dir)"
+( cd "$root" && CARGO_TARGET_DIR="$target_dir" RUSTFLAGS="$rustflags" \
+    cargo build -q -p sqlite-vector-wasm --target wasm32-unknown-unknown --profile wasm "${profile_override[@]}" )
+cargo_wasm="$target_dir/wasm32-unknown-unknown/wasm/sqlite_vector_wasm.wasm"
+echo "   $(stat -c %s "$cargo_wasm") bytes from cargo ($((SECONDS - t0)) s)"
+
+echo "== wasm-bindgen --target web"
+rm -rf "$out/wasm"
+mkdir -p "$out/wasm"
+wasm-bindgen --target web --out-dir "$out/wasm" "$cargo_wasm"
+bg="$out/wasm/sqlite_vector_wasm_bg.wasm"
+echo "   $(stat -c %s "$bg") bytes"
+
+echo "== wasm-opt -Oz (binaryen $("$wasm_opt" --version | awk '{print $3}'))"
+t1=$SECONDS
+# Features: the module's target_features section (rustc's defaults: bulk-memory, multivalue,
+# mutable-globals, nontrapping-fptoint, reference-types, sign-ext) plus simd128, named
+# explicitly so that wasm-opt never lowers or refuses what the module uses.
+"$wasm_opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  --strip-debug --strip-producers "$bg" -o "$bg.opt"
+mv "$bg.opt" "$bg"
+echo "   $(stat -c %s "$bg") bytes ($((SECONDS - t1)) s)"
+
+# The generated d.ts stays internal (the package's API is src/index.d.ts).
+rm -f "$out/wasm/package.json" "$out/wasm/.gitignore"
+gates=()
+if [ -z "${WASM_OUT:-}" ]; then
+  cp "$pkg"/src/*.js "$pkg"/src/*.d.ts "$out/"
+  gates=(--gates)
+else
+  # The glue is ESM: mark a directory outside the package as such.
+  echo '{"type":"module","private":true}' > "$out/package.json"
+fi
+
+echo "== smoke test, imports and sizes of the optimised module"
+status=0
+node "$here/check-wasm.mjs" "$out" "${gates[@]}" || status=$?
+echo "== built $out in $((SECONDS - t0)) s"
+# 3: only a size gate failed (the module works); anything else: broken.
+exit "$status"

@@ -1,0 +1,206 @@
+// The public API of the `sqlite-vector` package (hand-written; the wasm-bindgen d.ts is
+// internal). Option names are the ones of the Rust API, the CLI and the MCP server: k, filter,
+// metric, min_score, max_distance, ef_search, exact.
+
+/** Which engine runs the database. This build: always `'wasm'`. */
+export type Backend = 'wasm';
+/** Where the data lives. This build: `'memory'` (gone when the database is closed). */
+export type Storage = 'memory';
+/** `cosine`: cosine similarity in [-1, 1]; `l2`: Euclidean distance; `dot`: inner product. */
+export type Metric = 'cosine' | 'l2' | 'dot';
+/** The core's error classes (`SqliteVectorError.kind`). */
+export type ErrorKind =
+  | 'InvalidInput'
+  | 'NotFound'
+  | 'AlreadyExists'
+  | 'ProfileMismatch'
+  | 'NotAShard'
+  | 'Busy'
+  | 'Corrupt'
+  | 'Io'
+  | 'Internal'
+  | 'UnknownShard';
+
+/** A metadata object (JSON: strings, numbers, booleans, null, arrays, objects). */
+export type Metadata = Record<string, unknown>;
+
+/**
+ * A metadata filter, e.g. `{lang: 'rust', stars: {$gte: 3}}`, with `$eq $ne $in $nin $gt $gte
+ * $lt $lte $exists $and $or $not`.
+ */
+export type Filter = Record<string, unknown>;
+
+export interface OpenOptions {
+  /** Vector dimension, 1 ..= 16,384. */
+  dim: number;
+  /** Default `'cosine'`. */
+  metric?: Metric;
+  /** Default `'memory'` (`'auto'` means the same in this build). */
+  storage?: Storage | 'auto';
+  /** Metadata fields (dotted paths) indexed for keyword search with the text. */
+  searchable?: string[];
+  /** The model whose vectors the database holds, recorded in its profile. */
+  embedding_model?: string;
+}
+
+export interface Item {
+  /** 1-512 bytes, no control characters. Absent on insert: generated (16 hex digits). */
+  id?: string;
+  /** Exactly `dim` finite values (a zero vector is refused by cosine databases). */
+  vector: Float32Array;
+  /** A JSON object (default `{}`), usable in filters. */
+  metadata?: Metadata;
+  /** Text, indexed for `searchText` and `searchHybrid`. */
+  text?: string;
+}
+
+/** A stored item, as `get` returns it. */
+export interface StoredItem {
+  id: string;
+  /** A copy of the stored vector. */
+  vector: Float32Array;
+  metadata: Metadata;
+  /** `null` when the item has none. */
+  text: string | null;
+}
+
+/** A partial change: fields left out keep their value. */
+export interface Patch {
+  vector?: Float32Array;
+  /** Replaces the whole metadata object. */
+  metadata?: Metadata;
+  text?: string;
+}
+
+export interface SearchOptions {
+  /** Number of hits, 1 ..= 10,000 (default 10). Fewer come back when fewer items match. */
+  k?: number;
+  /** Only items whose metadata matches. */
+  filter?: Filter;
+  /** Drop hits scoring below this (cosine and dot similarity; BM25 for `searchText`). */
+  min_score?: number;
+  /** Drop hits farther than this L2 distance (l2 databases, vector search only). */
+  max_distance?: number;
+  /** Metric of this search instead of the database's. */
+  metric?: Metric;
+  /** HNSW beam width of this search (databases with an index; default: the index's). */
+  ef_search?: number;
+  /** Scan exactly even when the database has an index. */
+  exact?: boolean;
+}
+
+export interface HybridOptions extends Omit<SearchOptions, 'max_distance'> {
+  /** `'dbsf'` (default: z-scores of both scores, summed) or `'rrf'` (reciprocal rank fusion). */
+  fusion?: 'dbsf' | 'rrf';
+  /** RRF's constant (default 60; `'rrf'` only). */
+  rrf_k?: number;
+  /** Weight of the vector ranking (default 1). */
+  vector_weight?: number;
+  /** Weight of the BM25 ranking (default 1). */
+  text_weight?: number;
+  /** Candidates taken from each ranking (default 100, at least `k`). */
+  candidates?: number;
+}
+
+export interface IndexOptions {
+  /** Neighbours per node, 2 ..= 256 (default 16). */
+  m?: number;
+  /** Beam width while building (default 200). */
+  ef_construction?: number;
+  /** Default beam width of searches (default 64). */
+  ef_search?: number;
+}
+
+export interface Hit {
+  id: string;
+  /**
+   * Cosine or dot similarity (higher is closer) or L2 distance (lower is closer); BM25 for
+   * `searchText`; the fused score for `searchHybrid`.
+   */
+  score: number;
+  metadata: Metadata;
+  text: string | null;
+  /** `searchHybrid` only: the vector score. */
+  vector_score?: number;
+  /** `searchHybrid` only: the BM25 score, `null` when no query word is in the item. */
+  text_score?: number | null;
+}
+
+export interface Stats {
+  dim: number;
+  metric: Metric;
+  embedding_model: string | null;
+  /** Live items. */
+  count: number;
+  /** Deleted items kept as tombstones. */
+  tombstones: number;
+  /** Bytes of SQLite's pages. */
+  bytes_on_disk: number;
+  /** Bytes of the in-memory vector arena. */
+  bytes_in_memory: number;
+  /** How an unfiltered search runs now, e.g. `'exact (simd128)'` or `'hnsw (simd128)'`. */
+  search_method: string;
+  /** The HNSW index, or `null`. */
+  index: {
+    kind: 'hnsw';
+    m: number;
+    ef_construction: number;
+    ef_search: number;
+    nodes: number;
+    deleted_ratio: number;
+    bytes_in_memory: number;
+    persisted: boolean;
+    unfiltered_path: string;
+    rebuilt_on_open: boolean;
+  } | null;
+  durability: 'memory' | 'normal' | 'full';
+  format_version: number;
+  /** Damaged derived data found at load (empty when none). */
+  damage: string[];
+}
+
+/**
+ * A vector database. Every method returns a promise, rejected with a `SqliteVectorError` (or a
+ * `TypeError` with `kind: 'InvalidInput'` for an argument of the wrong JS type, such as a
+ * vector that is not a `Float32Array`).
+ */
+export interface Db {
+  readonly backend: Backend;
+  readonly storage: Storage;
+  /** Inserts one item; resolves to its id. `AlreadyExists` for a live id. */
+  insert(item: Item): Promise<string>;
+  /** Inserts items in one transaction (all or none); resolves to their ids, in order. */
+  insertBatch(items: Item[]): Promise<string[]>;
+  /** Inserts or replaces one item; resolves to its id. */
+  upsert(item: Item): Promise<string>;
+  /** The stored item. `NotFound` for an unknown id. */
+  get(id: string): Promise<StoredItem>;
+  /** Changes an item. `NotFound` for an unknown id; `InvalidInput` when nothing changes. */
+  update(id: string, patch: Patch): Promise<void>;
+  /** Deletes an item. `NotFound` for an unknown id. */
+  delete(id: string): Promise<void>;
+  /** Nearest items to `vector`, best first. */
+  search(vector: Float32Array, options?: SearchOptions): Promise<Hit[]>;
+  /** Keyword search (BM25 over text and searchable metadata), best first. */
+  searchText(text: string, options?: SearchOptions): Promise<Hit[]>;
+  /** The vector and keyword rankings fused, best first. */
+  searchHybrid(vector: Float32Array, text: string, options?: HybridOptions): Promise<Hit[]>;
+  /**
+   * Builds the HNSW index; unfiltered searches of more than 4,096 items then walk the graph
+   * (approximate). `AlreadyExists` when there is one.
+   */
+  createIndex(options?: IndexOptions): Promise<void>;
+  stats(): Promise<Stats>;
+  /** Frees the database; later calls reject with `InvalidInput`. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens a new, empty database. */
+export function open(options: OpenOptions): Promise<Db>;
+
+/** The SQLite version compiled into the wasm module, e.g. `'3.53.4'`. */
+export function sqliteVersion(): string;
+
+export class SqliteVectorError extends Error {
+  readonly kind: ErrorKind;
+}
