@@ -60,7 +60,7 @@ test('open: backend, storage, sqlite version', async () => {
   assert.equal(s.metric, 'cosine');
   assert.equal(s.count, 0);
   assert.match(s.search_method, /^exact \(simd128\)$/);
-  assert.match(sqliteVersion(), /^3\.\d+\.\d+$/);
+  assert.match(await sqliteVersion(), /^3\.\d+\.\d+$/);
   await db.close();
   await db.close();
   await rejects(db.stats(), 'InvalidInput');

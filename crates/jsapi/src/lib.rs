@@ -103,6 +103,29 @@ pub struct OpenOptionsJson {
     pub embedding_model: Option<String>,
 }
 
+/// Options of a persistent store ([`Db::open_file`]; JSON object, every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreOptionsJson {
+    /// The dimension: required to create the store; checked against an existing one.
+    pub dim: Option<usize>,
+    /// The metric (default `cosine` for a new store); checked against an existing one.
+    pub metric: Option<String>,
+    /// As [`OpenOptionsJson::searchable`] (a new store only).
+    pub searchable: Option<Vec<String>>,
+    /// As [`OpenOptionsJson::embedding_model`] (a new store only).
+    pub embedding_model: Option<String>,
+}
+
+fn mismatch(field: &'static str, asked: impl fmt::Display, have: impl fmt::Display) -> JsError {
+    sqlite_vector::Error::ProfileMismatch {
+        field,
+        shard: have.to_string(),
+        requested: asked.to_string(),
+    }
+    .into()
+}
+
 /// Builds the profile of a new shard from `dim`, a metric name (`cosine`, `l2`, `dot` and the
 /// core's aliases) and [`OpenOptionsJson`] text.
 ///
@@ -522,6 +545,80 @@ impl Db {
         Ok(Db {
             shard: Some(Shard::in_memory_with(&profile, &options)?),
         })
+    }
+
+    /// Opens the shard file at `path` (created when `create` is true and nothing is there)
+    /// with [`StoreOptionsJson`] text; `clock` as in [`Db::in_memory`]. The file uses the
+    /// target's default journal ([`sqlite_vector::Journal`]: a rollback journal on wasm32).
+    /// An existing shard must match the dimension and metric given (those left out are the
+    /// shard's); creating one needs `dim`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for malformed options, or for a missing shard without `dim`;
+    /// `ProfileMismatch` when an existing shard's dimension or metric differs; `NotFound` for
+    /// a missing shard when `create` is false; the core's errors of opening and creating
+    /// (`NotAShard`, `Corrupt`, …).
+    pub fn open_file(
+        path: &std::path::Path,
+        options_json: &str,
+        clock: Option<Arc<dyn Clock>>,
+        exists: bool,
+    ) -> JsResult<Db> {
+        let store: StoreOptionsJson = parse_json("open options", options_json)?;
+        let mut options = OpenOptions::default();
+        if let Some(clock) = clock {
+            options = options.with_clock(clock);
+        }
+        let shard = if exists {
+            let shard = Shard::open_with_options(path, &options)?;
+            let have = shard.profile();
+            if let Some(dim) = store.dim.filter(|&d| d != have.dimension) {
+                return Err(mismatch("dimension", dim, have.dimension));
+            }
+            if let Some(metric) = &store.metric {
+                let metric: Metric = metric.parse()?;
+                if metric != have.metric {
+                    return Err(mismatch("metric", metric, have.metric));
+                }
+            }
+            shard
+        } else {
+            let dim = store
+                .dim
+                .ok_or_else(|| JsError::invalid_input("dim is required to create a new store"))?;
+            let metric = store.metric.as_deref().unwrap_or("cosine");
+            let extra = serde_json::json!({
+                "searchable": store.searchable,
+                "embedding_model": store.embedding_model,
+            });
+            let profile = profile(dim, metric, &extra.to_string())?;
+            Shard::create_with(path, &profile, &options)?
+        };
+        Ok(Db { shard: Some(shard) })
+    }
+
+    /// Opens a shard image (the bytes of a shard file, as [`Db::export`] returns them) as an
+    /// in-memory shard; `clock` as in [`Db::in_memory`].
+    ///
+    /// # Errors
+    /// The core's errors of [`Shard::from_image`]: `NotAShard` for bytes that are not a
+    /// shard, `Corrupt`, `InvalidInput` above [`sqlite_vector::MAX_IMAGE_BYTES`].
+    pub fn from_image(image: &[u8], clock: Option<Arc<dyn Clock>>) -> JsResult<Db> {
+        let mut options = OpenOptions::default();
+        if let Some(clock) = clock {
+            options = options.with_clock(clock);
+        }
+        Ok(Db {
+            shard: Some(Shard::from_image(image, &options)?),
+        })
+    }
+
+    /// The shard as the bytes of one self-contained shard file (see [`Shard::to_image`]).
+    ///
+    /// # Errors
+    /// `InvalidInput` after [`Db::close`]; the core's errors of [`Shard::to_image`].
+    pub fn export(&self) -> JsResult<Vec<u8>> {
+        Ok(self.shard()?.to_image()?)
     }
 
     fn shard(&self) -> JsResult<&Shard> {

@@ -493,3 +493,70 @@ fn a_closed_db_refuses_every_call() {
     assert_eq!(kind(d.search(&[1.0, 0.0, 0.0, 0.0], "{}")), "InvalidInput");
     assert_eq!(d.stats().unwrap_err().message(), "the database is closed");
 }
+
+#[test]
+fn file_store_creates_reopens_and_checks_its_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    assert_eq!(
+        kind(Db::open_file(&path, "{}", None, false)),
+        "InvalidInput"
+    );
+    assert_eq!(
+        kind(Db::open_file(&path, r#"{"dim":4,"shape":1}"#, None, false)),
+        "InvalidInput"
+    );
+    let mut d = Db::open_file(
+        &path,
+        r#"{"dim":4,"metric":"l2","searchable":["lang"]}"#,
+        None,
+        false,
+    )
+    .unwrap();
+    d.insert(
+        &[1.0, 0.0, 0.0, 0.0],
+        r#"{"id":"a","metadata":{"lang":"rust"}}"#,
+    )
+    .unwrap();
+    d.close();
+    // Reopened without a profile: the store's own; with a different one: ProfileMismatch.
+    let d = Db::open_file(&path, "{}", None, true).unwrap();
+    assert_eq!(d.dim().unwrap(), 4);
+    assert_eq!(parse(&d.stats().unwrap())["metric"], "l2");
+    assert_eq!(parse(&d.search_text("rust", "{}").unwrap())[0]["id"], "a");
+    drop(d);
+    assert_eq!(
+        kind(Db::open_file(&path, r#"{"dim":5}"#, None, true)),
+        "ProfileMismatch"
+    );
+    assert_eq!(
+        kind(Db::open_file(&path, r#"{"metric":"dot"}"#, None, true)),
+        "ProfileMismatch"
+    );
+    assert_eq!(
+        kind(Db::open_file(&path, r#"{"metric":"hamming"}"#, None, true)),
+        "InvalidInput"
+    );
+    // A file that is not a shard.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![7u8; 8192]).unwrap();
+    assert_eq!(kind(Db::open_file(&junk, "{}", None, true)), "NotAShard");
+}
+
+#[test]
+fn export_and_import_round_trip() {
+    let d = filled();
+    let image = d.export().unwrap();
+    let copy = Db::from_image(&image, None).unwrap();
+    assert_eq!(copy.stats().unwrap(), d.stats().unwrap());
+    let q = [0.9, 0.1, 0.0, 0.0];
+    assert_eq!(copy.search(&q, "{}").unwrap(), d.search(&q, "{}").unwrap());
+    assert_eq!(kind(Db::from_image(b"not a shard", None)), "NotAShard");
+    assert_eq!(
+        kind(Db::from_image(&image[..image.len() / 3], None)),
+        "Corrupt"
+    );
+    let mut closed = filled();
+    closed.close();
+    assert_eq!(kind(closed.export()), "InvalidInput");
+}

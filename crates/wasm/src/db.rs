@@ -9,7 +9,7 @@ use crate::clock::JsClock;
 
 /// Turns a binding error into a thrown JS `Error` with the core's message and a `kind`
 /// property.
-fn throw(e: jsapi::JsError) -> JsValue {
+pub(crate) fn throw(e: jsapi::JsError) -> JsValue {
     let err = js_sys::Error::new(e.message());
     // Setting a property on a fresh Error object cannot fail.
     let _ = js_sys::Reflect::set(
@@ -20,8 +20,10 @@ fn throw(e: jsapi::JsError) -> JsValue {
     err.into()
 }
 
-/// An in-memory sqlite-vector shard (nothing is persisted; the data ends with `close()` or
-/// when the object is freed).
+/// A sqlite-vector shard: in memory (the constructor, [`Db::from_image`]: nothing is
+/// persisted, the data ends with `close()` or when the object is freed) or a persistent store
+/// in OPFS (`openOpfs`, `importOpfs`, in a dedicated worker: every write is durable when it
+/// returns).
 ///
 /// Vectors are `Float32Array`s of exactly `dim` finite values. Every other argument is JSON
 /// text and every result is JSON text (see `sqlite-vector-jsapi` for the shapes). Every method
@@ -31,6 +33,18 @@ fn throw(e: jsapi::JsError) -> JsValue {
 #[wasm_bindgen]
 pub struct Db {
     inner: jsapi::Db,
+    /// A store in OPFS (see `opfs.rs`), whose access handles `close` releases.
+    persistent: bool,
+}
+
+impl Db {
+    /// A handle on a persistent store's shard.
+    pub(crate) fn persistent(inner: jsapi::Db) -> Db {
+        Db {
+            inner,
+            persistent: true,
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -44,7 +58,35 @@ impl Db {
         let inner =
             jsapi::Db::in_memory(dim as usize, metric, options_json, Some(Arc::new(JsClock)))
                 .map_err(throw)?;
-        Ok(Db { inner })
+        Ok(Db {
+            inner,
+            persistent: false,
+        })
+    }
+
+    /// Opens a shard image (the bytes of a shard file: what [`Db::export`] returns, or a
+    /// closed shard's file from a native build) as an in-memory shard. Throws `NotAShard` for
+    /// bytes that are not a shard, `Corrupt` for a damaged one, `InvalidInput` above 512 MiB.
+    #[wasm_bindgen(js_name = fromImage)]
+    pub fn from_image(image: &[u8]) -> Result<Db, JsValue> {
+        let inner = jsapi::Db::from_image(image, Some(Arc::new(JsClock))).map_err(throw)?;
+        Ok(Db {
+            inner,
+            persistent: false,
+        })
+    }
+
+    /// The shard as the bytes of one self-contained shard file (a `Uint8Array` of about the
+    /// store's size), which a native build opens as a file and [`Db::from_image`] as a copy.
+    /// It keeps the shard's identity (site id): a move or a backup, not a second replica.
+    pub fn export(&self) -> Result<Vec<u8>, JsValue> {
+        self.inner.export().map_err(throw)
+    }
+
+    /// Where the shard lives: `"opfs"` or `"memory"`.
+    #[wasm_bindgen(getter)]
+    pub fn storage(&self) -> String {
+        if self.persistent { "opfs" } else { "memory" }.to_owned()
     }
 
     /// The shard's dimension.
@@ -142,7 +184,11 @@ impl Db {
 
     /// Frees the shard; later calls throw `InvalidInput`. Closing twice is a no-op.
     pub fn close(&mut self) {
+        let open = !self.inner.is_closed();
         self.inner.close();
+        if open && self.persistent {
+            crate::opfs::release();
+        }
     }
 }
 

@@ -16,9 +16,13 @@ mod clock;
 #[cfg(all(target_family = "wasm", target_os = "unknown"))]
 mod db;
 #[cfg(all(target_family = "wasm", target_os = "unknown"))]
+mod opfs;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
 mod panic;
 
 #[cfg(all(target_family = "wasm", target_os = "unknown"))]
 pub use db::{sqlite_version, Db};
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+pub use opfs::{import_opfs, open_opfs};
 #[cfg(all(target_family = "wasm", target_os = "unknown"))]
 pub use panic::{last_panic, test_panic};

@@ -70,6 +70,21 @@ export function createApi(load) {
     try {
       return fn();
     } catch (e) {
+      throw mapError(e);
+    }
+  }
+
+  async function callAsync(fn) {
+    if (dead) throw new SqliteVectorError(dead, 'Internal');
+    try {
+      return await fn();
+    } catch (e) {
+      throw mapError(e);
+    }
+  }
+
+  function mapError(e) {
+    {
       if (e instanceof WebAssembly.RuntimeError) {
         let panic = null;
         try {
@@ -80,12 +95,12 @@ export function createApi(load) {
         dead =
           `wasm panicked: ${panic ?? e.message}; this module instance cannot be used again ` +
           '(start a new process or worker)';
-        throw new SqliteVectorError(dead, 'Internal', { cause: e });
+        return new SqliteVectorError(dead, 'Internal', { cause: e });
       }
       if (e instanceof Error && typeof e.kind === 'string' && !(e instanceof SqliteVectorError)) {
-        throw new SqliteVectorError(e.message, e.kind);
+        return new SqliteVectorError(e.message, e.kind);
       }
-      throw e;
+      return e;
     }
   }
 
@@ -101,10 +116,12 @@ export function createApi(load) {
       return 'wasm';
     }
 
-    /** Where the data lives: `'memory'`. */
+    /** Where the data lives: `'memory'` or `'opfs'` (browser worker). */
     get storage() {
-      return 'memory';
+      return this.#db === null ? this.#storage : (this.#storage = this.#db.storage);
     }
+
+    #storage = 'memory';
 
     #live() {
       if (this.#db === null) throw invalidInput('the database is closed');
@@ -190,6 +207,11 @@ export function createApi(load) {
       return JSON.parse(call(() => this.#live().stats()));
     }
 
+    /** The database as the bytes of one shard file (a new Uint8Array). */
+    async export() {
+      return call(() => this.#live().export());
+    }
+
     async close() {
       const db = this.#db;
       if (db === null) return;
@@ -216,6 +238,32 @@ export function createApi(load) {
     return new Db(call(() => new m.Db(dim, metric, json)));
   }
 
+  /** A copy of a shard image (bytes of a shard file), in memory. */
+  async function importShard(bytes, options) {
+    if (!(bytes instanceof Uint8Array)) throw invalidType(`bytes must be a Uint8Array, got ${describe(bytes)}`);
+    const { storage = 'memory' } = checkObject(options, 'options');
+    if (storage !== 'memory' && storage !== 'auto') {
+      throw invalidInput(`storage ${JSON.stringify(storage)} is not available here: use 'memory'`);
+    }
+    const m = module();
+    return new Db(call(() => m.Db.fromImage(bytes)));
+  }
+
+  /** The persistent store `name` in OPFS (dedicated workers only; see worker.js). */
+  async function openOpfs(name, options) {
+    const json = toJson(checkObject(options, 'options'), 'open options');
+    const m = module();
+    return new Db(await callAsync(() => m.openOpfs(name, json)));
+  }
+
+  /** A new persistent store `name` in OPFS from a shard image. */
+  async function importOpfs(name, bytes, options) {
+    if (!(bytes instanceof Uint8Array)) throw invalidType(`bytes must be a Uint8Array, got ${describe(bytes)}`);
+    const json = toJson(checkObject(options, 'options'), 'open options');
+    const m = module();
+    return new Db(await callAsync(() => m.importOpfs(name, bytes, json)));
+  }
+
   function module() {
     if (wasm === null) wasm = load();
     return wasm;
@@ -223,6 +271,9 @@ export function createApi(load) {
 
   return {
     open,
+    importShard,
+    openOpfs,
+    importOpfs,
     sqliteVersion: () => call(() => module().sqliteVersion()),
     testPanic: (message) => call(() => module().__testPanic(String(message))),
   };

@@ -13,6 +13,17 @@ export class SqliteVectorError extends Error {
   }
 }
 
+/**
+ * The store is open in another tab or worker (kind `StorageBusy`): it stays there until that
+ * one closes it; retry later. Never a sign of damage.
+ */
+export class StorageBusyError extends SqliteVectorError {
+  constructor(message, options) {
+    super(message, 'StorageBusy', options);
+    this.name = 'StorageBusyError';
+  }
+}
+
 /** A `TypeError` with `kind` `InvalidInput`: an argument of the wrong JS type. */
 export function invalidType(message) {
   const e = new TypeError(message);

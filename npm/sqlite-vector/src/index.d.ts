@@ -4,8 +4,12 @@
 
 /** Which engine runs the database. This build: always `'wasm'`. */
 export type Backend = 'wasm';
-/** Where the data lives. This build: `'memory'` (gone when the database is closed). */
-export type Storage = 'memory';
+/**
+ * Where the data lives: `'opfs'` (browser: the origin's private file system, kept across
+ * reloads and restarts) or `'memory'` (gone when the database is closed; Node, or a browser
+ * without OPFS).
+ */
+export type Storage = 'opfs' | 'memory';
 /** `cosine`: cosine similarity in [-1, 1]; `l2`: Euclidean distance; `dot`: inner product. */
 export type Metric = 'cosine' | 'l2' | 'dot';
 /** The core's error classes (`SqliteVectorError.kind`). */
@@ -19,7 +23,11 @@ export type ErrorKind =
   | 'Corrupt'
   | 'Io'
   | 'Internal'
-  | 'UnknownShard';
+  | 'UnknownShard'
+  /** Browser: the store is open in another tab or worker (`StorageBusyError`). */
+  | 'StorageBusy'
+  /** Browser: `storage: 'opfs'` asked for where OPFS sync access handles do not exist. */
+  | 'StorageUnavailable';
 
 /** A metadata object (JSON: strings, numbers, booleans, null, arrays, objects). */
 export type Metadata = Record<string, unknown>;
@@ -31,12 +39,33 @@ export type Metadata = Record<string, unknown>;
 export type Filter = Record<string, unknown>;
 
 export interface OpenOptions {
-  /** Vector dimension, 1 ..= 16,384. */
-  dim: number;
-  /** Default `'cosine'`. */
+  /**
+   * Browser: the store's name (1-128 letters, digits, `.`, `_`, `-`; first a letter or digit):
+   * its OPFS directory `sqlite-vector/<name>` and its lock. Ignored in Node.
+   */
+  name?: string;
+  /**
+   * Vector dimension, 1 ..= 16,384. Required to create a store; an existing browser store
+   * must have this one (`ProfileMismatch` otherwise) and may be opened without it.
+   */
+  dim?: number;
+  /** Default `'cosine'` (checked against an existing browser store when given). */
   metric?: Metric;
-  /** Default `'memory'` (`'auto'` means the same in this build). */
+  /**
+   * Browser: `'auto'` (default) keeps the store in OPFS, or in memory where OPFS is missing
+   * (`db.storage` and `db.storageReason` say so); `'opfs'` fails with `StorageUnavailable`
+   * instead; `'memory'` never persists. Node: `'memory'` (and `'auto'`, which means it).
+   */
   storage?: Storage | 'auto';
+  /**
+   * Browser: how long to wait, in ms, for a store another tab or worker holds before
+   * rejecting with `StorageBusyError` (default 3,000).
+   */
+  busyTimeoutMs?: number;
+  /** Browser: where to load the `.wasm` from, when a bundler cannot follow the package's URL. */
+  wasmUrl?: string | URL;
+  /** Browser: the worker script's URL, when a bundler cannot follow the package's URL. */
+  worker?: string | URL;
   /** Metadata fields (dotted paths) indexed for keyword search with the text. */
   searchable?: string[];
   /** The model whose vectors the database holds, recorded in its profile. */
@@ -167,6 +196,8 @@ export interface Stats {
 export interface Db {
   readonly backend: Backend;
   readonly storage: Storage;
+  /** Browser: why the store is in memory although `storage` was `'auto'`, else `null`. */
+  readonly storageReason?: string | null;
   /** Inserts one item; resolves to its id. `AlreadyExists` for a live id. */
   insert(item: Item): Promise<string>;
   /** Inserts items in one transaction (all or none); resolves to their ids, in order. */
@@ -191,16 +222,44 @@ export interface Db {
    */
   createIndex(options?: IndexOptions): Promise<void>;
   stats(): Promise<Stats>;
-  /** Frees the database; later calls reject with `InvalidInput`. Idempotent. */
+  /**
+   * The database as the bytes of one self-contained shard file: the native CLI and crate open
+   * it as a file, `importShard` as a store. It keeps the shard's identity (site id): a move or
+   * a backup, not a second replica to sync beside the first.
+   */
+  export(): Promise<Uint8Array>;
+  /**
+   * Closes the database (a browser store releases its OPFS files and lock, so another tab can
+   * open it); later calls reject with `InvalidInput`. Idempotent. Every acknowledged write is
+   * already durable: closing saves nothing more.
+   */
   close(): Promise<void>;
 }
 
-/** Opens a new, empty database. */
+/**
+ * Opens a database: in the browser the persistent store `name` (created on first use, in a
+ * worker the package starts), in Node a new database in memory.
+ */
 export function open(options: OpenOptions): Promise<Db>;
 
-/** The SQLite version compiled into the wasm module, e.g. `'3.53.4'`. */
-export function sqliteVersion(): string;
+/**
+ * A database from an exported shard (`db.export()`, or a shard file of a native build): in the
+ * browser a new store `name` (`AlreadyExists` when there is one), in memory otherwise.
+ * `NotAShard` / `Corrupt` for bytes that are not a sound shard.
+ */
+export function importShard(bytes: Uint8Array, options?: Omit<OpenOptions, 'dim' | 'metric'> & { dim?: number; metric?: Metric }): Promise<Db>;
+
+/**
+ * The SQLite version compiled into the wasm module, e.g. `'3.53.4'` (in the browser it loads
+ * the module in a short-lived worker).
+ */
+export function sqliteVersion(options?: Pick<OpenOptions, 'wasmUrl' | 'worker'>): Promise<string>;
 
 export class SqliteVectorError extends Error {
   readonly kind: ErrorKind;
+}
+
+/** Browser: the store is open in another tab or worker (`kind: 'StorageBusy'`); retry later. */
+export class StorageBusyError extends SqliteVectorError {
+  readonly kind: 'StorageBusy';
 }

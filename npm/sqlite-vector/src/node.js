@@ -13,10 +13,11 @@ const api = createApi(() => {
 });
 
 export const open = api.open;
-export { SqliteVectorError } from './errors.js';
+export const importShard = api.importShard;
+export { SqliteVectorError, StorageBusyError } from './errors.js';
 
 /** The SQLite version compiled into the wasm module, e.g. `'3.53.4'`. */
-export const sqliteVersion = api.sqliteVersion;
+export const sqliteVersion = async () => api.sqliteVersion();
 
 /** @internal Test hook: makes the wasm module panic (every later call fails). */
 export const __testPanic = api.testPanic;
