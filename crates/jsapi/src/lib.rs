@@ -117,6 +117,23 @@ pub struct StoreOptionsJson {
     pub embedding_model: Option<String>,
 }
 
+impl StoreOptionsJson {
+    /// Checks an existing shard against the dimension and metric given.
+    fn check(&self, shard: &Shard) -> JsResult<()> {
+        let have = shard.profile();
+        if let Some(dim) = self.dim.filter(|&d| d != have.dimension) {
+            return Err(mismatch("dimension", dim, have.dimension));
+        }
+        if let Some(metric) = &self.metric {
+            let metric: Metric = metric.parse()?;
+            if metric != have.metric {
+                return Err(mismatch("metric", metric, have.metric));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn mismatch(field: &'static str, asked: impl fmt::Display, have: impl fmt::Display) -> JsError {
     sqlite_vector::Error::ProfileMismatch {
         field,
@@ -571,16 +588,7 @@ impl Db {
         }
         let shard = if exists {
             let shard = Shard::open_with_options(path, &options)?;
-            let have = shard.profile();
-            if let Some(dim) = store.dim.filter(|&d| d != have.dimension) {
-                return Err(mismatch("dimension", dim, have.dimension));
-            }
-            if let Some(metric) = &store.metric {
-                let metric: Metric = metric.parse()?;
-                if metric != have.metric {
-                    return Err(mismatch("metric", metric, have.metric));
-                }
-            }
+            store.check(&shard)?;
             shard
         } else {
             let dim = store
@@ -598,19 +606,26 @@ impl Db {
     }
 
     /// Opens a shard image (the bytes of a shard file, as [`Db::export`] returns them) as an
-    /// in-memory shard; `clock` as in [`Db::in_memory`].
+    /// in-memory shard; `options_json` as in [`Db::open_file`] (a `dim` or `metric` given must
+    /// be the image's); `clock` as in [`Db::in_memory`].
     ///
     /// # Errors
-    /// The core's errors of [`Shard::from_image`]: `NotAShard` for bytes that are not a
-    /// shard, `Corrupt`, `InvalidInput` above [`sqlite_vector::MAX_IMAGE_BYTES`].
-    pub fn from_image(image: &[u8], clock: Option<Arc<dyn Clock>>) -> JsResult<Db> {
+    /// `InvalidInput` for malformed options; `ProfileMismatch`; the core's errors of
+    /// [`Shard::from_image`]: `NotAShard` for bytes that are not a shard, `Corrupt`,
+    /// `InvalidInput` above [`sqlite_vector::MAX_IMAGE_BYTES`].
+    pub fn from_image(
+        image: &[u8],
+        options_json: &str,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> JsResult<Db> {
+        let store: StoreOptionsJson = parse_json("open options", options_json)?;
         let mut options = OpenOptions::default();
         if let Some(clock) = clock {
             options = options.with_clock(clock);
         }
-        Ok(Db {
-            shard: Some(Shard::from_image(image, &options)?),
-        })
+        let shard = Shard::from_image(image, &options)?;
+        store.check(&shard)?;
+        Ok(Db { shard: Some(shard) })
     }
 
     /// The shard as the bytes of one self-contained shard file (see [`Shard::to_image`]).

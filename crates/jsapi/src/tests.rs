@@ -547,14 +547,29 @@ fn file_store_creates_reopens_and_checks_its_profile() {
 fn export_and_import_round_trip() {
     let d = filled();
     let image = d.export().unwrap();
-    let copy = Db::from_image(&image, None).unwrap();
+    let copy = Db::from_image(&image, r#"{"dim":4,"metric":"cosine"}"#, None).unwrap();
     assert_eq!(copy.stats().unwrap(), d.stats().unwrap());
     let q = [0.9, 0.1, 0.0, 0.0];
     assert_eq!(copy.search(&q, "{}").unwrap(), d.search(&q, "{}").unwrap());
-    assert_eq!(kind(Db::from_image(b"not a shard", None)), "NotAShard");
     assert_eq!(
-        kind(Db::from_image(&image[..image.len() / 3], None)),
+        kind(Db::from_image(b"not a shard", "{}", None)),
+        "NotAShard"
+    );
+    assert_eq!(
+        kind(Db::from_image(&image[..image.len() / 3], "{}", None)),
         "Corrupt"
+    );
+    assert_eq!(
+        kind(Db::from_image(&image, r#"{"dim":3}"#, None)),
+        "ProfileMismatch"
+    );
+    assert_eq!(
+        kind(Db::from_image(&image, r#"{"metric":"l2"}"#, None)),
+        "ProfileMismatch"
+    );
+    assert_eq!(
+        kind(Db::from_image(&image, r#"{"k":1}"#, None)),
+        "InvalidInput"
     );
     let mut closed = filled();
     closed.close();

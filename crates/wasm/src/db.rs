@@ -67,9 +67,11 @@ impl Db {
     /// Opens a shard image (the bytes of a shard file: what [`Db::export`] returns, or a
     /// closed shard's file from a native build) as an in-memory shard. Throws `NotAShard` for
     /// bytes that are not a shard, `Corrupt` for a damaged one, `InvalidInput` above 512 MiB.
+    /// `options_json`: `{dim?, metric?}`, checked against the image (`ProfileMismatch`).
     #[wasm_bindgen(js_name = fromImage)]
-    pub fn from_image(image: &[u8]) -> Result<Db, JsValue> {
-        let inner = jsapi::Db::from_image(image, Some(Arc::new(JsClock))).map_err(throw)?;
+    pub fn from_image(image: &[u8], options_json: &str) -> Result<Db, JsValue> {
+        let inner =
+            jsapi::Db::from_image(image, options_json, Some(Arc::new(JsClock))).map_err(throw)?;
         Ok(Db {
             inner,
             persistent: false,

@@ -138,7 +138,7 @@ pub async fn import_opfs(
     options_json: String,
 ) -> Result<Db, JsValue> {
     // Check the bytes before touching the store (an in-memory copy: it must open as a shard).
-    jsapi::Db::from_image(&image, Some(Arc::new(JsClock))).map_err(throw)?;
+    jsapi::Db::from_image(&image, &options_json, Some(Arc::new(JsClock))).map_err(throw)?;
     let util = pool(&name).await?;
     let exists = util
         .contains(FILE)

@@ -241,12 +241,13 @@ export function createApi(load) {
   /** A copy of a shard image (bytes of a shard file), in memory. */
   async function importShard(bytes, options) {
     if (!(bytes instanceof Uint8Array)) throw invalidType(`bytes must be a Uint8Array, got ${describe(bytes)}`);
-    const { storage = 'memory' } = checkObject(options, 'options');
+    const { storage = 'memory', ...rest } = checkObject(options, 'options');
     if (storage !== 'memory' && storage !== 'auto') {
       throw invalidInput(`storage ${JSON.stringify(storage)} is not available here: use 'memory'`);
     }
+    const json = toJson(rest, 'import options');
     const m = module();
-    return new Db(call(() => m.Db.fromImage(bytes)));
+    return new Db(call(() => m.Db.fromImage(bytes, json)));
   }
 
   /** The persistent store `name` in OPFS (dedicated workers only; see worker.js). */

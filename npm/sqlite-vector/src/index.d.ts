@@ -9,7 +9,7 @@ export type Backend = 'wasm';
  * reloads and restarts) or `'memory'` (gone when the database is closed; Node, or a browser
  * without OPFS).
  */
-export type Storage = 'opfs' | 'memory';
+export type Storage = 'opfs' | 'memory' | 'snapshot';
 /** `cosine`: cosine similarity in [-1, 1]; `l2`: Euclidean distance; `dot`: inner product. */
 export type Metric = 'cosine' | 'l2' | 'dot';
 /** The core's error classes (`SqliteVectorError.kind`). */
@@ -45,6 +45,13 @@ export interface OpenOptions {
    */
   name?: string;
   /**
+   * Node: a shard file kept as a *snapshot* (`storage: 'snapshot'`): the database is in memory
+   * and written to `path` atomically (temporary file, fsync, rename) by `flush()` and `close()`;
+   * writes since the last flush are lost on a crash. One process at a time (`<path>.lock`,
+   * `StorageBusyError` otherwise); up to 512 MiB. Created when missing (needs `dim`).
+   */
+  path?: string;
+  /**
    * Vector dimension, 1 ..= 16,384. Required to create a store; an existing browser store
    * must have this one (`ProfileMismatch` otherwise) and may be opened without it.
    */
@@ -54,7 +61,8 @@ export interface OpenOptions {
   /**
    * Browser: `'auto'` (default) keeps the store in OPFS, or in memory where OPFS is missing
    * (`db.storage` and `db.storageReason` say so); `'opfs'` fails with `StorageUnavailable`
-   * instead; `'memory'` never persists. Node: `'memory'` (and `'auto'`, which means it).
+   * instead; `'memory'` never persists. Node: `'memory'` without a `path`, `'snapshot'` with
+   * one (`'auto'` picks).
    */
   storage?: Storage | 'auto';
   /**
@@ -228,6 +236,10 @@ export interface Db {
    * a backup, not a second replica to sync beside the first.
    */
   export(): Promise<Uint8Array>;
+  /** Node snapshots only: writes the database to its file now (nothing when unchanged). */
+  flush?(): Promise<void>;
+  /** Node snapshots only: the file. */
+  readonly path?: string;
   /**
    * Closes the database (a browser store releases its OPFS files and lock, so another tab can
    * open it); later calls reject with `InvalidInput`. Idempotent. Every acknowledged write is
