@@ -3,7 +3,8 @@
 # older than the lock file), build-wasm.sh (build, wasm-opt, smoke test, import check, size
 # gates), then the Node test suite against the built package, requiring every test to pass
 # and at least MIN_TESTS of them to have run. Idempotent: rerunning rebuilds incrementally.
-# A failed size gate still runs the tests, then fails the script.
+# A failed size gate still runs the tests, then fails the script (SIZE_GATES=report: it only
+# reports them).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,6 +38,10 @@ if [ "$status" != 0 ] || [ "${failed:-1}" != 0 ] || [ "${passed:-0}" -lt "$min_t
 fi
 echo "node tests: $passed passed"
 if [ "$build_status" = 3 ]; then
-  echo "size gates failed (see above)" >&2
-  exit 1
+  if [ "${SIZE_GATES:-enforce}" = report ]; then
+    echo "size targets NOT met (see above; SIZE_GATES=report: reported, not enforced)"
+  else
+    echo "size gates failed (see above)" >&2
+    exit 1
+  fi
 fi
