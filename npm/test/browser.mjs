@@ -211,7 +211,18 @@ try {
       }
       const wrongDim = await errorOf(sv.open({ name: 'imported', dim: 5 }));
       const version = await sv.sqliteVersion();
-      return { memOk, importedCount, importedStorage, againCount, exists, garbage, names, wrongDim, version };
+      // Deleting a store: busy while open, then gone (a new open starts empty).
+      const held = await sv.open({ name: 'imported' });
+      const deleteBusy = await errorOf(sv.deleteStore('imported', { busyTimeoutMs: 200 }));
+      await held.close();
+      const deleted = await sv.deleteStore('imported');
+      const deletedAgain = await sv.deleteStore('imported');
+      const fresh = await sv.open({ name: 'imported', dim: 2 });
+      const freshCount = (await fresh.stats()).count;
+      await fresh.close();
+      const deleteName = await errorOf(sv.deleteStore('../t'));
+      const deleteResult = { deleteBusy, deleted, deletedAgain, freshCount, deleteName };
+      return { memOk, importedCount, importedStorage, againCount, exists, garbage, names, wrongDim, version, deleteResult };
     },
     second.image,
   );
@@ -221,6 +232,18 @@ try {
   check(more.garbage?.kind === 'NotAShard', 'importShard of garbage: NotAShard', more.garbage?.message);
   check(more.names.every((e) => e?.kind === 'InvalidInput'), 'hostile store names refused', JSON.stringify(more.names.map((e) => e?.kind)));
   check(/^3\.\d+\.\d+$/.test(more.version), 'sqliteVersion()', more.version);
+  const del = more.deleteResult;
+  check(del.deleteBusy?.kind === 'StorageBusy', 'deleteStore of an open store: StorageBusy', del.deleteBusy?.message);
+  check(del.deleted === true && del.deletedAgain === false && del.freshCount === 0, 'deleteStore removes the store', JSON.stringify(del));
+  check(del.deleteName?.kind === 'InvalidInput', 'deleteStore refuses a hostile name');
+  // The store 't' of step 1 is untouched by deleting another.
+  const untouched = await d.evaluate(async () => {
+    const db = await sv.open({ name: 't' });
+    const n = (await db.stats()).count;
+    await db.close();
+    return n;
+  });
+  check(untouched === 1000, "deleting one store leaves the others", String(untouched));
   check(more.wrongDim?.kind === 'ProfileMismatch', 'reopening with another dimension: ProfileMismatch', more.wrongDim?.message);
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);

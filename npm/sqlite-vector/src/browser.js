@@ -187,6 +187,20 @@ export function importShard(bytes, options) {
   return start('import', { ...rest, bytes, opfs: pageHasOpfs() }, { worker });
 }
 
+/**
+ * Deletes the persistent store `name` (its OPFS directory); resolves to `false` when there was
+ * none. Rejects with `StorageBusyError` while a tab or worker has it open.
+ */
+export async function deleteStore(name, options) {
+  const { worker, busyTimeoutMs } = options ?? {};
+  const remote = new Remote(startWorker({ worker }));
+  try {
+    return await remote.call('deleteStore', { name, busyTimeoutMs });
+  } finally {
+    remote.terminate();
+  }
+}
+
 /** The SQLite version compiled into the wasm module (loaded in a short-lived worker). */
 export async function sqliteVersion(options) {
   const { worker, wasmUrl } = options ?? {};

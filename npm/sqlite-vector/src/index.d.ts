@@ -24,7 +24,14 @@ export type ErrorKind =
   | 'Io'
   | 'Internal'
   | 'UnknownShard'
-  /** Browser: the store is open in another tab or worker (`StorageBusyError`). */
+  /**
+ * Browser: deletes the persistent store `name` (its OPFS directory), resolving to `false` when
+ * there was none; `StorageBusyError` while a tab or worker has it open; `StorageUnavailable`
+ * without OPFS. (Node: delete the snapshot file.)
+ */
+export function deleteStore(name: string, options?: Pick<OpenOptions, 'busyTimeoutMs' | 'worker'>): Promise<boolean>;
+
+/** Browser: the store is open in another tab or worker (`StorageBusyError`). */
   | 'StorageBusy'
   /** Browser: `storage: 'opfs'` asked for where OPFS sync access handles do not exist. */
   | 'StorageUnavailable';
@@ -270,6 +277,13 @@ export function sqliteVersion(options?: Pick<OpenOptions, 'wasmUrl' | 'worker'>)
 export class SqliteVectorError extends Error {
   readonly kind: ErrorKind;
 }
+
+/**
+ * Browser: deletes the persistent store `name` (its OPFS directory), resolving to `false` when
+ * there was none; `StorageBusyError` while a tab or worker has it open; `StorageUnavailable`
+ * without OPFS. (Node: delete the snapshot file.)
+ */
+export function deleteStore(name: string, options?: Pick<OpenOptions, 'busyTimeoutMs' | 'worker'>): Promise<boolean>;
 
 /** Browser: the store is open in another tab or worker (`kind: 'StorageBusy'`); retry later. */
 export class StorageBusyError extends SqliteVectorError {

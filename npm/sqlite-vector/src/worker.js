@@ -72,13 +72,51 @@ async function retryBusy(attempt, timeoutMs) {
   }
 }
 
-async function openStore(args, bytes) {
-  const { name, storage = 'auto', busyTimeoutMs = 3000, wasmUrl, opfs = true, ...rest } = args ?? {};
+function checkName(name) {
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw invalidInput(
       `name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(name)}`,
     );
   }
+}
+
+// Removes the store's OPFS directory, under its lock; `false` when there was none.
+async function deleteStore(args) {
+  const { name, busyTimeoutMs = 3000 } = args ?? {};
+  checkName(name);
+  const missing = opfsMissing();
+  if (missing) throw new SqliteVectorError(`OPFS is unavailable: ${missing}`, 'StorageUnavailable');
+  const release = await lock(name, busyTimeoutMs);
+  try {
+    const root = await navigator.storage.getDirectory();
+    let parent;
+    try {
+      parent = await root.getDirectoryHandle('sqlite-vector');
+      await parent.getDirectoryHandle(name);
+    } catch (e) {
+      if (e?.name === 'NotFoundError') return false;
+      throw e;
+    }
+    await retryBusy(async () => {
+      try {
+        await parent.removeEntry(name, { recursive: true });
+      } catch (e) {
+        // Access handles a closing tab has not released yet.
+        if (e?.name === 'NoModificationAllowedError' || e?.name === 'InvalidModificationError') {
+          throw new StorageBusyError(`the store ${JSON.stringify(name)} is in use: ${e.message}`);
+        }
+        throw new SqliteVectorError(`deleting the store ${JSON.stringify(name)}: ${e?.message ?? e}`, 'Io');
+      }
+    }, busyTimeoutMs);
+    return true;
+  } finally {
+    release();
+  }
+}
+
+async function openStore(args, bytes) {
+  const { name, storage = 'auto', busyTimeoutMs = 3000, wasmUrl, opfs = true, ...rest } = args ?? {};
+  checkName(name);
   if (!['auto', 'opfs', 'memory'].includes(storage)) {
     throw invalidInput(`storage must be 'auto', 'opfs' or 'memory', got ${JSON.stringify(storage)}`);
   }
@@ -125,6 +163,9 @@ async function handle(op, args) {
       if (!(bytes instanceof Uint8Array)) throw invalidInput('bytes must be a Uint8Array');
       return openStore(rest, bytes);
     }
+    case 'deleteStore':
+      if (db) throw invalidInput('this worker has a store open');
+      return deleteStore(args[0]);
     case 'sqliteVersion':
       return (await api(args[0]?.wasmUrl)).sqliteVersion();
     case 'close':
