@@ -4,23 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { open, sqliteVersion, SqliteVectorError, __testPanic } from '../sqlite-vector/dist/node.js';
-
-// mulberry32: seeded, so every run sees the same vectors.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomVectors(n, dim, seed) {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => r() * 2 - 1));
-}
+import { randomVectors } from './seeded.mjs';
 
 // Cosine similarity in f64 (the oracle).
 function cosine(a, b) {

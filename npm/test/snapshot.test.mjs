@@ -8,19 +8,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { open } from '../sqlite-vector/dist/node.js';
+import { randomVectors as vectors } from './seeded.mjs';
 
 const cli = fileURLToPath(new URL('../../target/debug/sqlite-vector', import.meta.url));
-
-function vectors(n, dim, seed) {
-  let s = seed >>> 0;
-  const r = () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => r() * 2 - 1));
-}
 
 async function rejects(p, kind) {
   await assert.rejects(p, (e) => {

@@ -150,7 +150,11 @@ fn mismatch(field: &'static str, asked: impl fmt::Display, have: impl fmt::Displ
 /// `InvalidInput` for malformed options, an unknown metric, or a profile the core refuses
 /// (dimension 0 or above [`sqlite_vector::MAX_DIMENSION`]).
 pub fn profile(dim: usize, metric: &str, options_json: &str) -> JsResult<Profile> {
-    let options: OpenOptionsJson = parse_json("open options", options_json)?;
+    new_profile(dim, metric, parse_json("open options", options_json)?)
+}
+
+/// [`profile`] from parsed options.
+fn new_profile(dim: usize, metric: &str, options: OpenOptionsJson) -> JsResult<Profile> {
     let metric: Metric = metric.parse()?;
     let mut profile = Profile::new(dim, metric);
     if let Some(model) = options.embedding_model {
@@ -595,11 +599,11 @@ impl Db {
                 .dim
                 .ok_or_else(|| JsError::invalid_input("dim is required to create a new store"))?;
             let metric = store.metric.as_deref().unwrap_or("cosine");
-            let extra = serde_json::json!({
-                "searchable": store.searchable,
-                "embedding_model": store.embedding_model,
-            });
-            let profile = profile(dim, metric, &extra.to_string())?;
+            let extra = OpenOptionsJson {
+                searchable: store.searchable,
+                embedding_model: store.embedding_model,
+            };
+            let profile = new_profile(dim, metric, extra)?;
             Shard::create_with(path, &profile, &options)?
         };
         Ok(Db { shard: Some(shard) })
