@@ -11,15 +11,48 @@ use sqlite_vector_dataset::{percentile, read_f32_bytes, read_i32_bytes, recall_a
 
 use crate::{new_file, user, CliResult};
 
-const BASE: &[u8] = include_bytes!("../../../data/sample/base.npy");
-const ITEMS: &str = include_str!("../../../data/sample/items.jsonl");
-const QUERIES: &[u8] = include_bytes!("../../../data/sample/queries.npy");
-const QUERY_TEXTS: &str = include_str!("../../../data/sample/queries.jsonl");
-const GT_IDS: &[u8] = include_bytes!("../../../data/sample/gt_cos_ids.npy");
-const GT_DIST: &[u8] = include_bytes!("../../../data/sample/gt_cos_dist.npy");
+/// A file of `data/sample/`, compiled in with the `demo-data` feature (default); without it (the
+/// npm platform package's build, which must stay small) empty, and the demo says so.
+macro_rules! sample {
+    (bytes $name:literal) => {{
+        #[cfg(feature = "demo-data")]
+        let data: &[u8] = include_bytes!(concat!("../../../data/sample/", $name));
+        #[cfg(not(feature = "demo-data"))]
+        let data: &[u8] = &[];
+        data
+    }};
+    (str $name:literal) => {{
+        #[cfg(feature = "demo-data")]
+        let data: &str = include_str!(concat!("../../../data/sample/", $name));
+        #[cfg(not(feature = "demo-data"))]
+        let data: &str = "";
+        data
+    }};
+}
+
+const BASE: &[u8] = sample!(bytes "base.npy");
+const ITEMS: &str = sample!(str "items.jsonl");
+const QUERIES: &[u8] = sample!(bytes "queries.npy");
+const QUERY_TEXTS: &str = sample!(str "queries.jsonl");
+const GT_IDS: &[u8] = sample!(bytes "gt_cos_ids.npy");
+const GT_DIST: &[u8] = sample!(bytes "gt_cos_dist.npy");
+
+/// The error of a build without the sample.
+fn no_sample() -> CliResult<()> {
+    if cfg!(feature = "demo-data") {
+        Ok(())
+    } else {
+        Err(user(
+            "this build of sqlite-vector leaves out the demo's sample data (the npm package's, to \
+             stay small): run the demo from a clone of the repository (cargo run -p \
+             sqlite-vector-cli -- demo)",
+        ))
+    }
+}
 
 /// The sample as items ready to insert (vectors, ids = package names, metadata, text).
 pub(crate) fn sample_items() -> CliResult<Vec<NewItem>> {
+    no_sample()?;
     let base = read_f32_bytes(BASE, "sample base.npy")?;
     let mut items = Vec::with_capacity(base.rows);
     for (row, line) in ITEMS.lines().enumerate() {
@@ -62,6 +95,7 @@ fn show(hits: &[sqlite_vector::Hit]) {
 
 /// Runs the demo.
 pub fn run(keep: Option<PathBuf>) -> CliResult {
+    no_sample()?;
     let queries = read_f32_bytes(QUERIES, "sample queries.npy")?;
     let gt_ids = read_i32_bytes(GT_IDS, "sample gt_cos_ids.npy")?;
     let gt_dist = read_f32_bytes(GT_DIST, "sample gt_cos_dist.npy")?;

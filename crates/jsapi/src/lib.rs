@@ -46,6 +46,14 @@ impl JsError {
         }
     }
 
+    /// An `Internal` error with this message (a bug: a caught panic, a broken invariant).
+    pub fn internal(message: impl Into<String>) -> JsError {
+        JsError {
+            kind: ErrorKind::Internal.as_str(),
+            message: message.into(),
+        }
+    }
+
     /// The kind: one of the [`ErrorKind::as_str`] names (`"InvalidInput"`, `"NotFound"`,
     /// `"AlreadyExists"`, `"ProfileMismatch"`, `"NotAShard"`, `"Busy"`, `"Corrupt"`, `"Io"`,
     /// `"Internal"`, `"UnknownShard"`).
