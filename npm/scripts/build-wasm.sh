@@ -88,7 +88,7 @@ echo "   $(stat -c %s "$bg") bytes ($((SECONDS - t1)) s)"
 rm -f "$out/wasm/package.json" "$out/wasm/.gitignore"
 gates=()
 if [ -z "${WASM_OUT:-}" ]; then
-  cp "$pkg"/src/*.js "$pkg"/src/*.d.ts "$out/"
+  cp "$pkg"/src/*.js "$pkg"/src/*.json "$pkg"/src/*.d.ts "$out/"
   gates=(--gates)
 else
   # The glue is ESM: mark a directory outside the package as such.

@@ -9,7 +9,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 npm_dir="$(dirname "$here")"
-min_tests="${MIN_TESTS:-13}"
+min_tests="${MIN_TESTS:-17}"
 
 cd "$npm_dir"
 echo "node $(node --version), npm $(npm --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}')"
@@ -27,7 +27,7 @@ fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-node --test --test-reporter=tap test/api.test.mjs test/snapshot.test.mjs >"$log" 2>&1 || status=$?
+node --test --test-reporter=tap test/api.test.mjs test/snapshot.test.mjs test/mcp.test.mjs >"$log" 2>&1 || status=$?
 grep -E '^(not )?ok |^# (tests|pass|fail)' "$log"
 passed="$(awk '/^# pass /{print $3}' "$log")"
 failed="$(awk '/^# fail /{print $3}' "$log")"

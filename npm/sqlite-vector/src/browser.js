@@ -213,3 +213,8 @@ export async function sqliteVersion(options) {
 }
 
 export { SqliteVectorError, StorageBusyError } from './errors.js';
+
+/** The browser runs the WebAssembly build, always: `{backend: 'wasm', reason: null}`. */
+export function backendInfo() {
+  return { backend: 'wasm', reason: null };
+}

@@ -46,6 +46,13 @@ function toJson(value, what) {
   });
 }
 
+function checkDim(dim) {
+  if (typeof dim !== 'number') throw invalidType(`dim must be a number, got ${describe(dim)}`);
+  if (!Number.isInteger(dim) || dim < 0 || dim > 0xffffffff) {
+    throw invalidInput(`dim must be a positive integer, got ${dim}`);
+  }
+}
+
 function splitItem(item, what) {
   const { vector, ...rest } = checkObject(item, what);
   checkVector(vector, `${what}.vector`);
@@ -57,16 +64,18 @@ function toItem(o) {
 }
 
 /**
- * Makes the API over a wasm-bindgen module. `load()` returns the initialised glue module
- * (its `Db` class, `lastPanic`); it is called on the first `open`.
+ * Makes the API over a module with the `Db` class of the wasm build: the wasm-bindgen module
+ * or the native addon (crates/node), whose methods answer with promises. `load()` returns the
+ * initialised module; it is called on the first `open`. `backend`: `'wasm'` or `'native'`;
+ * `backendReason`: why this one was picked, when nobody asked for it.
  */
-export function createApi(load) {
+export function createApi(load, { backend = 'wasm', backendReason = null, health = { dead: null } } = {}) {
   let wasm = null;
-  // Set after a panic: the module's state is undefined from then on.
-  let dead = null;
+  // health.dead is set after a panic: the module's state is undefined from then on (shared by
+  // the APIs made over one module).
 
   function call(fn) {
-    if (dead) throw new SqliteVectorError(dead, 'Internal');
+    if (health.dead) throw new SqliteVectorError(health.dead, 'Internal');
     try {
       return fn();
     } catch (e) {
@@ -74,8 +83,10 @@ export function createApi(load) {
     }
   }
 
+  // For calls that may answer with a promise (the native addon's all do; the wasm module's
+  // OPFS calls).
   async function callAsync(fn) {
-    if (dead) throw new SqliteVectorError(dead, 'Internal');
+    if (health.dead) throw new SqliteVectorError(health.dead, 'Internal');
     try {
       return await fn();
     } catch (e) {
@@ -92,10 +103,10 @@ export function createApi(load) {
         } catch {
           // The message is best effort.
         }
-        dead =
+        health.dead =
           `wasm panicked: ${panic ?? e.message}; this module instance cannot be used again ` +
           '(start a new process or worker)';
-        return new SqliteVectorError(dead, 'Internal', { cause: e });
+        return new SqliteVectorError(health.dead, 'Internal', { cause: e });
       }
       if (e instanceof Error && typeof e.kind === 'string' && !(e instanceof SqliteVectorError)) {
         return new SqliteVectorError(e.message, e.kind);
@@ -111,12 +122,17 @@ export function createApi(load) {
       this.#db = inner;
     }
 
-    /** Always `'wasm'` in this package build. */
+    /** `'native'` (the napi addon) or `'wasm'`. */
     get backend() {
-      return 'wasm';
+      return backend;
     }
 
-    /** Where the data lives: `'memory'` or `'opfs'` (browser worker). */
+    /** Why this backend although none was asked for (`null` when the native one runs or was asked for). */
+    get backendReason() {
+      return backendReason;
+    }
+
+    /** Where the data lives: `'memory'`, `'opfs'` (browser worker) or `'file'` (native). */
     get storage() {
       return this.#db === null ? this.#storage : (this.#storage = this.#db.storage);
     }
@@ -131,13 +147,13 @@ export function createApi(load) {
     async insert(item) {
       const { vector, rest } = splitItem(item, 'item');
       const json = toJson(rest, 'item');
-      return call(() => this.#live().insert(vector, json));
+      return callAsync(() => this.#live().insert(vector, json));
     }
 
     async upsert(item) {
       const { vector, rest } = splitItem(item, 'item');
       const json = toJson(rest, 'item');
-      return call(() => this.#live().upsert(vector, json));
+      return callAsync(() => this.#live().upsert(vector, json));
     }
 
     async insertBatch(items) {
@@ -158,12 +174,12 @@ export function createApi(load) {
         parts.map((p) => p.rest),
         'items',
       );
-      return JSON.parse(call(() => this.#live().insertBatch(flat, json)));
+      return JSON.parse(await callAsync(() => this.#live().insertBatch(flat, json)));
     }
 
     async get(id) {
       checkString(id, 'id');
-      return toItem(JSON.parse(call(() => this.#live().get(id))));
+      return toItem(JSON.parse(await callAsync(() => this.#live().get(id))));
     }
 
     async update(id, patch) {
@@ -171,45 +187,47 @@ export function createApi(load) {
       const { vector, ...rest } = checkObject(patch, 'patch');
       if (vector !== undefined && vector !== null) checkVector(vector, 'patch.vector');
       const json = toJson(rest, 'patch');
-      call(() => this.#live().update(id, vector ?? undefined, json));
+      await callAsync(() => this.#live().update(id, vector ?? undefined, json));
     }
 
     async delete(id) {
       checkString(id, 'id');
-      call(() => this.#live().delete(id));
+      await callAsync(() => this.#live().delete(id));
     }
 
     async search(vector, options) {
       checkVector(vector, 'vector');
       const json = toJson(checkObject(options, 'options'), 'search options');
-      return JSON.parse(call(() => this.#live().search(vector, json)));
+      return JSON.parse(await callAsync(() => this.#live().search(vector, json)));
     }
 
     async searchText(text, options) {
       checkString(text, 'text');
       const json = toJson(checkObject(options, 'options'), 'search options');
-      return JSON.parse(call(() => this.#live().searchText(text, json)));
+      return JSON.parse(await callAsync(() => this.#live().searchText(text, json)));
     }
 
     async searchHybrid(vector, text, options) {
       checkVector(vector, 'vector');
       checkString(text, 'text');
       const json = toJson(checkObject(options, 'options'), 'search options');
-      return JSON.parse(call(() => this.#live().searchHybrid(vector, text, json)));
+      return JSON.parse(await callAsync(() => this.#live().searchHybrid(vector, text, json)));
     }
 
     async createIndex(options) {
       const json = toJson(checkObject(options, 'options'), 'index options');
-      call(() => this.#live().createIndex(json));
+      await callAsync(() => this.#live().createIndex(json));
     }
 
     async stats() {
-      return JSON.parse(call(() => this.#live().stats()));
+      return JSON.parse(await callAsync(() => this.#live().stats()));
     }
 
     /** The database as the bytes of one shard file (a new Uint8Array). */
     async export() {
-      return call(() => this.#live().export());
+      const bytes = await callAsync(() => this.#live().export());
+      // The native addon answers with a Buffer: hand out a plain Uint8Array, as the wasm build.
+      return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
     }
 
     async close() {
@@ -218,17 +236,14 @@ export function createApi(load) {
       this.#db = null;
       call(() => {
         db.close();
-        db.free();
+        db.free?.();
       });
     }
   }
 
   async function open(options) {
     const { dim, metric = 'cosine', storage = 'memory', ...rest } = checkObject(options, 'options');
-    if (typeof dim !== 'number') throw invalidType(`dim must be a number, got ${describe(dim)}`);
-    if (!Number.isInteger(dim) || dim < 0 || dim > 0xffffffff) {
-      throw invalidInput(`dim must be a positive integer, got ${dim}`);
-    }
+    checkDim(dim);
     checkString(metric, 'metric');
     if (storage !== 'memory' && storage !== 'auto') {
       throw invalidInput(`storage ${JSON.stringify(storage)} is not available in this build: use 'memory'`);
@@ -247,7 +262,19 @@ export function createApi(load) {
     }
     const json = toJson(rest, 'import options');
     const m = module();
-    return new Db(call(() => m.Db.fromImage(bytes, json)));
+    return new Db(await callAsync(() => m.Db.fromImage(bytes, json)));
+  }
+
+  /**
+   * The shard file at `path` (native addon only): WAL mode, every write durable when it
+   * resolves; created when missing (needs `dim`).
+   */
+  async function openFile(path, options) {
+    checkString(path, 'path');
+    const json = toJson(checkObject(options, 'options'), 'open options');
+    const m = module();
+    if (typeof m.Db.openFile !== 'function') throw invalidInput('shard files need the native backend');
+    return new Db(await callAsync(() => m.Db.openFile(path, json)));
   }
 
   /** The persistent store `name` in OPFS (dedicated workers only; see worker.js). */
@@ -271,11 +298,15 @@ export function createApi(load) {
   }
 
   return {
+    backend,
     open,
+    openFile,
     importShard,
     openOpfs,
     importOpfs,
     sqliteVersion: () => call(() => module().sqliteVersion()),
+    /** Loads the module now (throws what loading throws). */
+    load: () => module(),
     testPanic: (message) => call(() => module().__testPanic(String(message))),
   };
 }

@@ -2,14 +2,19 @@
 // internal). Option names are the ones of the Rust API, the CLI and the MCP server: k, filter,
 // metric, min_score, max_distance, ef_search, exact.
 
-/** Which engine runs the database. This build: always `'wasm'`. */
-export type Backend = 'wasm';
+/**
+ * Which engine runs the database: `'native'` (Node with the platform package
+ * `@sqlite-vector/linux-x64-gnu`: the Rust core as a Node addon) or `'wasm'` (the browser, and
+ * Node without it).
+ */
+export type Backend = 'native' | 'wasm';
 /**
  * Where the data lives: `'opfs'` (browser: the origin's private file system, kept across
- * reloads and restarts) or `'memory'` (gone when the database is closed; Node, or a browser
- * without OPFS).
+ * reloads and restarts), `'memory'` (gone when the database is closed), `'file'` (Node, native
+ * backend: a shard file in WAL mode, every write durable when it resolves) or `'snapshot'`
+ * (Node, wasm backend: in memory, written to its file on `flush()` and `close()`).
  */
-export type Storage = 'opfs' | 'memory' | 'snapshot';
+export type Storage = 'opfs' | 'memory' | 'snapshot' | 'file';
 /** `cosine`: cosine similarity in [-1, 1]; `l2`: Euclidean distance; `dot`: inner product. */
 export type Metric = 'cosine' | 'l2' | 'dot';
 /** The core's error classes (`SqliteVectorError.kind`). */
@@ -24,12 +29,8 @@ export type ErrorKind =
   | 'Io'
   | 'Internal'
   | 'UnknownShard'
-  /**
- * Browser: deletes the persistent store `name` (its OPFS directory), resolving to `false` when
- * there was none; `StorageBusyError` while a tab or worker has it open; `StorageUnavailable`
- * without OPFS. (Node: delete the snapshot file.)
- */
-export function deleteStore(name: string, options?: Pick<OpenOptions, 'busyTimeoutMs' | 'worker'>): Promise<boolean>;
+  /** Node: the backend asked for (`backend`, SQLITE_VECTOR_BACKEND) cannot load here. */
+  | 'BackendUnavailable'
 
 /** Browser: the store is open in another tab or worker (`StorageBusyError`). */
   | 'StorageBusy'
@@ -52,12 +53,22 @@ export interface OpenOptions {
    */
   name?: string;
   /**
-   * Node: a shard file kept as a *snapshot* (`storage: 'snapshot'`): the database is in memory
-   * and written to `path` atomically (temporary file, fsync, rename) by `flush()` and `close()`;
-   * writes since the last flush are lost on a crash. One process at a time (`<path>.lock`,
-   * `StorageBusyError` otherwise); up to 512 MiB. Created when missing (needs `dim`).
+   * Node: the shard file, created when missing (needs `dim`). Native backend: the file itself
+   * (`storage: 'file'`, WAL mode: every write is durable when its promise resolves; several
+   * processes may open one file). Wasm backend: a *snapshot* (`storage: 'snapshot'`): the
+   * database is in memory and written to `path` atomically (temporary file, fsync, rename) by
+   * `flush()` and `close()`; writes since the last flush are lost on a crash; one process at a
+   * time (`<path>.lock`, `StorageBusyError` otherwise); up to 512 MiB. Both backends read each
+   * other's files (a native file once its last writer closed it).
    */
   path?: string;
+  /**
+   * Node: `'native'` or `'wasm'`, overriding the environment variable `SQLITE_VECTOR_BACKEND`;
+   * left out, native when the platform package loads, else wasm (`db.backendReason` says why).
+   * A backend asked for that cannot load rejects with kind `BackendUnavailable`. Ignored in
+   * the browser (always wasm).
+   */
+  backend?: Backend;
   /**
    * Vector dimension, 1 ..= 16,384. Required to create a store; an existing browser store
    * must have this one (`ProfileMismatch` otherwise) and may be opened without it.
@@ -68,8 +79,8 @@ export interface OpenOptions {
   /**
    * Browser: `'auto'` (default) keeps the store in OPFS, or in memory where OPFS is missing
    * (`db.storage` and `db.storageReason` say so); `'opfs'` fails with `StorageUnavailable`
-   * instead; `'memory'` never persists. Node: `'memory'` without a `path`, `'snapshot'` with
-   * one (`'auto'` picks).
+   * instead; `'memory'` never persists. Node: `'memory'` without a `path`; with one `'file'`
+   * (native) or `'snapshot'` (wasm) (`'auto'` picks).
    */
   storage?: Storage | 'auto';
   /**
@@ -213,6 +224,8 @@ export interface Db {
   readonly storage: Storage;
   /** Browser: why the store is in memory although `storage` was `'auto'`, else `null`. */
   readonly storageReason?: string | null;
+  /** Node: why the wasm backend runs although none was asked for (else `null`). */
+  readonly backendReason?: string | null;
   /** Inserts one item; resolves to its id. `AlreadyExists` for a live id. */
   insert(item: Item): Promise<string>;
   /** Inserts items in one transaction (all or none); resolves to their ids, in order. */
@@ -243,9 +256,12 @@ export interface Db {
    * a backup, not a second replica to sync beside the first.
    */
   export(): Promise<Uint8Array>;
-  /** Node snapshots only: writes the database to its file now (nothing when unchanged). */
+  /**
+   * Node databases with a `path`: a snapshot writes itself to its file now (nothing when
+   * unchanged); a native file has nothing to do (its writes are durable already).
+   */
   flush?(): Promise<void>;
-  /** Node snapshots only: the file. */
+  /** Node databases with a `path`: the file (absolute). */
   readonly path?: string;
   /**
    * Closes the database (a browser store releases its OPFS files and lock, so another tab can
@@ -281,9 +297,15 @@ export class SqliteVectorError extends Error {
 /**
  * Browser: deletes the persistent store `name` (its OPFS directory), resolving to `false` when
  * there was none; `StorageBusyError` while a tab or worker has it open; `StorageUnavailable`
- * without OPFS. (Node: delete the snapshot file.)
+ * without OPFS. Node: `name` is the path of a shard file, deleted with its `-wal` and `-shm`
+ * (`StorageBusyError` while a wasm snapshot holds it).
  */
 export function deleteStore(name: string, options?: Pick<OpenOptions, 'busyTimeoutMs' | 'worker'>): Promise<boolean>;
+/**
+ * Node: which backend `open()` picks without a `backend` option, and why: `reason` is `null`
+ * for native or when asked for. Throws `BackendUnavailable` as `open` would.
+ */
+export function backendInfo(options?: Pick<OpenOptions, 'backend'>): { backend: Backend; reason: string | null };
 
 /** Browser: the store is open in another tab or worker (`kind: 'StorageBusy'`); retry later. */
 export class StorageBusyError extends SqliteVectorError {

@@ -38,6 +38,17 @@ function alive(pid) {
   }
 }
 
+/** The pid of the live process holding `<path>.lock`, else `null` (`path` absolute). */
+export function lockHolder(path) {
+  let pid = NaN;
+  try {
+    pid = Number.parseInt(readFileSync(`${path}.lock/pid`, 'utf8'), 10);
+  } catch {
+    return existsSync(`${path}.lock`) ? -1 : null;
+  }
+  return Number.isInteger(pid) && alive(pid) ? pid : null;
+}
+
 function takeLock(path) {
   const lock = `${path}.lock`;
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -141,9 +152,11 @@ class SnapshotDb {
   #path;
   #unlock;
   #dirty = false;
+  #reason;
 
   constructor(db, path, unlock) {
     this.#db = db;
+    this.#reason = db.backendReason ?? null;
     this.#path = path;
     this.#unlock = unlock;
     for (const op of ['insert', 'upsert', 'insertBatch', 'get', 'update', 'delete', 'search', 'searchText', 'searchHybrid', 'createIndex', 'stats', 'export']) {
@@ -158,6 +171,11 @@ class SnapshotDb {
 
   get backend() {
     return 'wasm';
+  }
+
+  /** Why the wasm backend runs although none was asked for, else `null`. */
+  get backendReason() {
+    return this.#reason;
   }
 
   /** `'snapshot'`: in memory, saved to `path` on flush() and close(). */
