@@ -100,6 +100,26 @@ for cfg in tsconfig.bundler.json tsconfig.node16.json; do
   echo "    $cfg: ok"
 done
 
+echo "-- the shim: exit status and signals of the native CLI passed on"
+status=0
+npx --no sqlite-vector stats "$work/missing.db" 2>"$work/err" || status=$?
+[ "$status" = 2 ] && grep -q 'no such file' "$work/err" || fail "npx sqlite-vector stats <missing>: exit $status ($(cat "$work/err"))"
+# stdin a fifo held open here, so that the server waits for input and $! is node's pid.
+mkfifo "$work/stdin"
+node node_modules/.bin/sqlite-vector mcp --root "$work/root-signal" <"$work/stdin" &
+shim=$!
+exec 3>"$work/stdin"
+for _ in $(seq 50); do pgrep -f "linux-x64-gnu/sqlite-vector mcp --root $work/root-signal" >/dev/null && break; sleep 0.1; done
+child="$(pgrep -f "linux-x64-gnu/sqlite-vector mcp --root $work/root-signal")" || fail "the shim did not start the native CLI"
+kill -TERM "$shim"
+status=0
+wait "$shim" || status=$?
+sleep 0.2
+exec 3>&-
+[ "$status" = 143 ] || fail "SIGTERM to the shim: exit $status, expected 143 (died of SIGTERM)"
+! kill -0 "$child" 2>/dev/null || fail "the native CLI (pid $child) outlived the shim"
+echo "    exit status 2 passed on; SIGTERM forwarded (the CLI gone, the shim died of SIGTERM: 143)"
+
 echo "-- npx --no sqlite-vector mcp (Python MCP client): native, then SQLITE_VECTOR_BACKEND=wasm"
 "$python" "$npm_dir/test/mcp_npx.py" "$proj" "$work/root-native" native
 "$python" "$npm_dir/test/mcp_npx.py" "$proj" "$work/root-wasm" wasm
