@@ -9,7 +9,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 npm_dir="$(dirname "$here")"
-min_tests="${MIN_TESTS:-17}"
+min_tests="${MIN_TESTS:-18}"
 
 cd "$npm_dir"
 echo "node $(node --version), npm $(npm --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}')"

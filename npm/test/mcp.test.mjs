@@ -284,6 +284,30 @@ test('acknowledged writes survive a restart (and a kill)', async () => {
   }
 });
 
+test('two servers on one root: a read sees the other server\'s acknowledged writes', async () => {
+  const root = tmp();
+  try {
+    const a = new Server(wasmCommand(['--root', root]));
+    const b = new Server(wasmCommand(['--root', root]));
+    await a.initialize();
+    await b.initialize();
+    await a.ok('shard_create', { name: 'shared', dim: 8 });
+    await a.ok('insert', { shard: 'shared', id: 'a', vector: unit(0) });
+    // b loads the shard for its reads (and keeps it loaded) ...
+    assert.equal((await b.ok('search', { shard: 'shared', vector: unit(1), k: 5 })).hits.length, 1);
+    // ... and must not answer from that copy once a has written.
+    await a.ok('insert', { shard: 'shared', id: 'b', vector: unit(1) });
+    const hits = await b.ok('search', { shard: 'shared', vector: unit(1), k: 5 });
+    assert.deepEqual(hits.hits.map((h) => h.id), ['b', 'a']);
+    await b.ok('delete', { shard: 'shared', id: 'a' });
+    assert.equal((await a.ok('shard_stats', { name: 'shared' })).count, 1);
+    assert.equal(await a.close(), 0);
+    assert.equal(await b.close(), 0);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('flags: unknown ones are refused with exit code 2', async () => {
   const s = new Server(wasmCommand(['--root', tmp(), '--frobnicate']));
   assert.equal(await s.exited, 2);

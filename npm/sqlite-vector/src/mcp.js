@@ -40,6 +40,8 @@ const NEEDS_EMBEDDING =
   `text embedding needs the native sqlite-vector package (install ${NATIVE_PACKAGE}) or pass vectors: ` +
   'this server runs the WebAssembly build, which has no embedding model';
 const MAX_DIMENSION = 16384;
+/** Shards kept loaded between reads. */
+const READ_CACHE = 8;
 const MAX_NAME_LEN = 128;
 
 /** Protocol revisions served with the `initialize` handshake (as rmcp 3.9), newest last. */
@@ -275,6 +277,8 @@ class Tools {
     this.root = root;
     this.dir = join(root, 'wasm');
     this.limits = limits;
+    /** path → {stamp, db}: shards loaded for reads, least recently used first. */
+    this.cache = new Map();
   }
 
   file(name) {
@@ -297,20 +301,56 @@ class Tools {
     }
   }
 
-  /** Runs `fn(db)` on the last saved state of shard `name` (no lock: saves are atomic). */
+  /**
+   * Runs `fn(db)` on the last saved state of shard `name` (no lock: saves are atomic). The
+   * shards read last stay loaded (up to READ_CACHE of them) while their file is the same one
+   * (inode, size and mtime: a save renames a new file over the old), so repeated searches do
+   * not reload them.
+   */
   async read(name, fn) {
-    let bytes;
+    const path = this.file(name);
+    let st;
     try {
-      bytes = readFileSync(this.file(name));
+      st = statSync(path, { bigint: true });
     } catch (e) {
       if (e.code === 'ENOENT') throw user(`unknown shard ${q(name)}; create it with shard_create or see shard_list`);
       throw e;
     }
-    const db = await importShard(bytes);
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
+    const stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
+    let entry = this.cache.get(path);
+    if (entry && entry.stamp !== stamp) {
+      this.cache.delete(path);
+      await entry.db.close();
+      entry = undefined;
+    }
+    if (!entry) {
+      let bytes;
+      try {
+        bytes = readFileSync(path);
+      } catch (e) {
+        if (e.code === 'ENOENT') throw user(`unknown shard ${q(name)}; create it with shard_create or see shard_list`);
+        throw e;
+      }
+      entry = { stamp, db: await importShard(bytes) };
+      while (this.cache.size >= READ_CACHE) {
+        const [oldest, old] = this.cache.entries().next().value;
+        this.cache.delete(oldest);
+        await old.db.close();
+      }
+    } else {
+      this.cache.delete(path); // re-inserted below: the most recently used last
+    }
+    this.cache.set(path, entry);
+    return fn(entry.db);
+  }
+
+  /** Drops shard `name` from the read cache (after a write or a drop). */
+  async forget(name) {
+    const path = this.file(name);
+    const entry = this.cache.get(path);
+    if (entry) {
+      this.cache.delete(path);
+      await entry.db.close();
     }
   }
 
@@ -321,6 +361,7 @@ class Tools {
    */
   async write(name, fn, createOptions) {
     const path = this.file(name);
+    await this.forget(name);
     if (createOptions) mkdirSync(dirname(path), { recursive: true });
     let db;
     for (let waited = 0; ; waited += 50) {
