@@ -286,9 +286,9 @@ test('acknowledged writes survive a restart (and a kill)', async () => {
 
 test('two servers on one root: a read sees the other server\'s acknowledged writes', async () => {
   const root = tmp();
+  const a = new Server(wasmCommand(['--root', root]));
+  const b = new Server(wasmCommand(['--root', root]));
   try {
-    const a = new Server(wasmCommand(['--root', root]));
-    const b = new Server(wasmCommand(['--root', root]));
     await a.initialize();
     await b.initialize();
     await a.ok('shard_create', { name: 'shared', dim: 8 });
@@ -304,6 +304,8 @@ test('two servers on one root: a read sees the other server\'s acknowledged writ
     assert.equal(await a.close(), 0);
     assert.equal(await b.close(), 0);
   } finally {
+    a.proc.kill();
+    b.proc.kill();
     rmSync(root, { recursive: true, force: true });
   }
 });
