@@ -4,8 +4,8 @@
 # into fresh projects, then:
 #   - the tarballs: no install scripts, no binding.gyp, the CLI executable, main ≤ 1.5 MB;
 #   - the API suite with SQLITE_VECTOR_BACKEND=native and =wasm, the parity test (both
-#     backends in one process) and the files test (each backend's file opened by the other in a
-#     new process);
+#     backends in one process), the files test (each backend's file opened by the other in a
+#     new process; several native writers on one file) and the shard manager (native);
 #   - `tsc --noEmit` of a consumer under moduleResolution bundler and node16; publint;
 #   - `npx --no sqlite-vector mcp` driven by the Python MCP client ($SQLITE_VECTOR_MCP_PYTHON),
 #     native and wasm;
@@ -80,7 +80,8 @@ proj="$work/app"
 mkdir -p "$proj" && cd "$proj"
 npm init -y >/dev/null
 npm install "$main_tgz" "$plat_tgz" >/dev/null
-cp "$npm_dir/test/api.test.mjs" "$npm_dir/test/parity.test.mjs" "$npm_dir/test/files.test.mjs" "$npm_dir/test/seeded.mjs" .
+cp "$npm_dir/test/api.test.mjs" "$npm_dir/test/parity.test.mjs" "$npm_dir/test/files.test.mjs" \
+  "$npm_dir/test/manager.test.mjs" "$npm_dir/test/seeded.mjs" .
 info="$(node --input-type=module -e "import('sqlite-vector').then((m) => console.log(JSON.stringify(m.backendInfo())))")"
 echo "   default backend: $info"
 [ "$info" = '{"backend":"native","reason":null}' ] || fail "the installed platform package is not picked: $info"
@@ -90,6 +91,8 @@ for backend in native wasm; do
 done
 echo "-- parity (both backends, one process) and files (each backend's file in the other, new processes)"
 SQLITE_VECTOR_PKG=sqlite-vector run_tests 3 parity.test.mjs files.test.mjs
+echo "-- the shard manager (native)"
+SQLITE_VECTOR_PKG=sqlite-vector run_tests 2 manager.test.mjs
 bad="$(SQLITE_VECTOR_BACKEND=fast node --input-type=module -e "import('sqlite-vector').then((m) => m.open({dim: 2})).then(() => console.log('opened'), (e) => console.log(e.kind))")"
 [ "$bad" = InvalidInput ] || fail "SQLITE_VECTOR_BACKEND=fast: expected InvalidInput, got $bad"
 

@@ -10,18 +10,8 @@ import { test } from 'node:test';
 const pkg = process.env.SQLITE_VECTOR_PKG ?? '../sqlite-vector/dist/node.js';
 const { open, sqliteVersion, SqliteVectorError, __testPanic } = await import(pkg);
 const backend = process.env.SQLITE_VECTOR_BACKEND || 'wasm';
-import { randomVectors } from './seeded.mjs';
+import { cosine, randomVectors } from './seeded.mjs';
 
-// Cosine similarity in f64 (the oracle).
-function cosine(a, b) {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 function bruteForce(vectors, q, k, keep = () => true) {
   return vectors

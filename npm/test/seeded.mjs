@@ -16,3 +16,14 @@ export function randomVectors(n, dim, seed) {
   const r = rng(seed);
   return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => r() * 2 - 1));
 }
+
+/** Cosine similarity in f64 (the tests' oracle). */
+export function cosine(a, b) {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}

@@ -542,13 +542,15 @@ pub fn stats_json(s: Stats) -> String {
 /// One in-memory shard behind a JS handle: every method takes and returns what crosses a JS
 /// boundary (vectors as `f32` slices, the rest as JSON text).
 pub struct Db {
-    shard: Option<Shard>,
+    /// Shared with a shard manager for its shards (the Node addon's `Manager`), else the
+    /// only handle.
+    shard: Option<Arc<Shard>>,
 }
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Db")
-            .field("profile", &self.shard.as_ref().map(Shard::profile))
+            .field("profile", &self.shard.as_ref().map(|s| s.profile()))
             .finish()
     }
 }
@@ -572,7 +574,7 @@ impl Db {
             options = options.with_clock(clock);
         }
         Ok(Db {
-            shard: Some(Shard::in_memory_with(&profile, &options)?),
+            shard: Some(Arc::new(Shard::in_memory_with(&profile, &options)?)),
         })
     }
 
@@ -614,7 +616,9 @@ impl Db {
             let profile = new_profile(dim, metric, extra)?;
             Shard::create_with(path, &profile, &options)?
         };
-        Ok(Db { shard: Some(shard) })
+        Ok(Db {
+            shard: Some(Arc::new(shard)),
+        })
     }
 
     /// Opens a shard image (the bytes of a shard file, as [`Db::export`] returns them) as an
@@ -637,7 +641,9 @@ impl Db {
         }
         let shard = Shard::from_image(image, &options)?;
         store.check(&shard)?;
-        Ok(Db { shard: Some(shard) })
+        Ok(Db {
+            shard: Some(Arc::new(shard)),
+        })
     }
 
     /// The shard as the bytes of one self-contained shard file (see [`Shard::to_image`]).
@@ -650,7 +656,7 @@ impl Db {
 
     fn shard(&self) -> JsResult<&Shard> {
         self.shard
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| JsError::invalid_input("the database is closed"))
     }
 
@@ -775,9 +781,16 @@ impl Db {
     /// Closes the shard (its memory is freed); later calls fail with `InvalidInput`. Closing
     /// twice is a no-op.
     pub fn close(&mut self) {
-        if let Some(shard) = self.shard.take() {
+        // A shard shared with a manager stays open there: this handle lets go of it.
+        if let Some(Ok(shard)) = self.shard.take().map(Arc::try_unwrap) {
             shard.close();
         }
+    }
+
+    /// A handle on a shard someone else also holds (a shard manager's); [`Db::close`] lets go
+    /// of it without closing it.
+    pub fn from_shared(shard: Arc<Shard>) -> Db {
+        Db { shard: Some(shard) }
     }
 
     /// Whether [`Db::close`] was called.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use napi::bindgen_prelude::{AsyncTask, Buffer, Float32Array, JsObjectValue, Uint8Array};
-use napi::{Env, JsValue, Task};
+use napi::{Env, JsValue};
 use napi_derive::napi;
 use sqlite_vector_jsapi as jsapi;
 
@@ -72,23 +72,36 @@ pub struct BytesTask(Option<Work<Vec<u8>>>);
 /// A call that opens a shard: resolves to a [`Db`].
 pub struct OpenTask(Option<Work<Db>>);
 
+/// `impl Task` for a task type `$name(Option<Work<$out>>)` resolving to `$js` through
+/// `$convert`; errors become JS errors with the core's kind.
 macro_rules! task {
     ($name:ident, $out:ty, $js:ty, $convert:expr) => {
-        impl Task for $name {
-            type Output = jsapi::JsResult<$out>;
+        impl ::napi::Task for $name {
+            type Output = ::sqlite_vector_jsapi::JsResult<$out>;
             type JsValue = $js;
 
-            fn compute(&mut self) -> napi::Result<Self::Output> {
+            fn compute(&mut self) -> ::napi::Result<Self::Output> {
                 let work = self.0.take().expect("a task is computed once");
-                Ok(guarded(work))
+                Ok($crate::guarded(work))
             }
 
-            fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-                output.map($convert).map_err(|e| to_js_error(&env, e))
+            fn resolve(
+                &mut self,
+                env: ::napi::Env,
+                output: Self::Output,
+            ) -> ::napi::Result<Self::JsValue> {
+                output
+                    .map($convert)
+                    .map_err(|e| $crate::to_js_error(&env, e))
             }
         }
     };
 }
+
+pub(crate) use task;
+
+mod manager;
+pub use manager::{Manager, ManagerTask};
 
 task!(TextTask, String, String, |s| s);
 task!(UnitTask, (), (), |()| ());

@@ -218,3 +218,8 @@ export { SqliteVectorError, StorageBusyError } from './errors.js';
 export function backendInfo() {
   return { backend: 'wasm', reason: null };
 }
+
+/** Node only: the browser has no shard manager (kind `BackendUnavailable`). */
+export async function openManager() {
+  throw new SqliteVectorError('the shard manager needs the native backend (Node with @sqlite-vector/linux-x64-gnu)', 'BackendUnavailable');
+}

@@ -299,6 +299,14 @@ export function createApi(load, { backend = 'wasm', backendReason = null, health
 
   return {
     backend,
+    backendReason,
+    /** A `Db` over a module-level database object (the native manager's shards). */
+    wrapDb: (inner) => new Db(inner),
+    callAsync,
+    toJson,
+    checkObject,
+    checkVector,
+    checkString,
     open,
     openFile,
     importShard,

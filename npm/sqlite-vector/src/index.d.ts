@@ -301,6 +301,70 @@ export class SqliteVectorError extends Error {
  * (`StorageBusyError` while a wasm snapshot holds it).
  */
 export function deleteStore(name: string, options?: Pick<OpenOptions, 'busyTimeoutMs' | 'worker'>): Promise<boolean>;
+export interface ManagerOptions {
+  /** The root directory (created when missing): `catalog.db` and the shard files. */
+  root: string;
+  /** Shards kept open at once (least recently used closed first; default 256). */
+  capacity?: number;
+  /** Must be `'native'` when given: the wasm backend has no manager. */
+  backend?: Backend;
+}
+export interface ShardOptions {
+  /** Vector dimension, 1 ..= 16,384. */
+  dim: number;
+  /** Default `'cosine'`. */
+  metric?: Metric;
+  /** Metadata fields (dotted paths) indexed for keyword search with the text. */
+  searchable?: string[];
+  /** The model whose vectors the shard holds, recorded in its profile. */
+  embedding_model?: string;
+}
+export interface ShardInfo {
+  name: string;
+  dim: number;
+  metric: Metric;
+  embedding_model: string | null;
+  /** Bytes of the shard's file and WAL. */
+  bytes_on_disk: number;
+  /** Unix seconds. */
+  created_at: number;
+}
+/** Which shards a search across shards reads: names, or every shard under a prefix. */
+export type Targets = { shards: string[]; prefix?: undefined } | { prefix: string; shards?: undefined };
+export interface ShardHit extends Hit {
+  /** The shard the hit comes from. */
+  shard: string;
+}
+export interface MultiSearch {
+  /** The merged top k, best first (ties by id, then shard). */
+  hits: ShardHit[];
+  /** Shards that could not be searched (unknown, unreadable, another dimension). */
+  failures: { shard: string; error: string }[];
+}
+/**
+ * Node, native backend: named shards under a root directory (the layout of the CLI's `--root`
+ * and the MCP server), with searches across shards.
+ */
+export interface Manager {
+  /** Creates the shard `name` (segments of `[A-Za-z0-9._-]` joined by `/`). `AlreadyExists`. */
+  create(name: string, options: ShardOptions): Promise<Db>;
+  /** The shard `name` (`UnknownShard` when there is none); `close()` leaves it open in the manager. */
+  open(name: string): Promise<Db>;
+  /** The shards whose names start with `prefix` (all without), in name order. */
+  list(prefix?: string): Promise<ShardInfo[]>;
+  /** Deletes the shard and its files. `UnknownShard`. */
+  drop(name: string): Promise<void>;
+  search(vector: Float32Array, options: SearchOptions & Targets): Promise<MultiSearch>;
+  searchText(text: string, options: SearchOptions & Targets): Promise<MultiSearch>;
+  searchHybrid(vector: Float32Array, text: string, options: HybridOptions & Targets): Promise<MultiSearch>;
+  /** Lets go of the manager (its shards close once no `Db` holds them). */
+  close(): Promise<void>;
+}
+/**
+ * Node: opens (or creates) a root of named shards. Native backend only: elsewhere it rejects
+ * with kind `BackendUnavailable`.
+ */
+export function openManager(options: ManagerOptions): Promise<Manager>;
 /**
  * Node: which backend `open()` picks without a `backend` option, and why: `reason` is `null`
  * for native or when asked for. Throws `BackendUnavailable` as `open` would.

@@ -115,7 +115,7 @@ export async function open(options) {
 // A native file database gets `path` and `flush()` (a no-op: its writes are already durable),
 // so that code written for snapshots runs unchanged.
 function withFileMethods(db, path) {
-  Object.defineProperty(db, 'path', { value: path, enumerable: true });
+  if (path !== undefined) Object.defineProperty(db, 'path', { value: path, enumerable: true });
   db.flush = async () => {
     // Nothing to write; a closed database still rejects (InvalidInput), as a snapshot's does.
     await db.stats();
@@ -141,6 +141,96 @@ export async function deleteStore(path) {
   const existed = existsSync(full);
   for (const f of [full, `${full}-wal`, `${full}-shm`]) rmSync(f, { force: true });
   return existed;
+}
+
+/**
+ * Named shards under a root directory (native backend only): the layout of the CLI's
+ * `--root` and of the MCP server (a catalog, shard files in WAL mode, up to `capacity` open at
+ * once), with searches across shards. The wasm backend has no manager: `BackendUnavailable`.
+ */
+export async function openManager(options) {
+  const { root, backend, capacity } = options ?? {};
+  const api = backendApi(backend);
+  if (api.backend !== 'native') {
+    const why = api.backendReason ?? 'the wasm backend was asked for';
+    throw new SqliteVectorError(`the shard manager needs the native backend (${why})`, 'BackendUnavailable');
+  }
+  api.checkString(root, 'root');
+  const addon = api.load();
+  const json = api.toJson(capacity === undefined ? {} : { capacity }, 'manager options');
+  return new Manager(api, await api.callAsync(() => addon.Manager.open(resolve(root), json)));
+}
+
+function splitTargets(api, options, what) {
+  const { shards, prefix, ...rest } = api.checkObject(options, what);
+  return [api.toJson({ shards, prefix }, what), api.toJson(rest, what)];
+}
+
+class Manager {
+  #api;
+  #m;
+
+  constructor(api, m) {
+    this.#api = api;
+    this.#m = m;
+  }
+
+  /** Creates the shard `name` (`{dim, metric?, searchable?, embedding_model?}`); its `Db`. */
+  async create(name, options) {
+    const api = this.#api;
+    api.checkString(name, 'name');
+    const { dim, metric = 'cosine', ...rest } = api.checkObject(options, 'options');
+    if (!Number.isInteger(dim) || dim < 0) throw invalidInput(`dim must be a positive integer, got ${dim}`);
+    api.checkString(metric, 'metric');
+    const json = api.toJson(rest, 'shard options');
+    return withFileMethods(api.wrapDb(await api.callAsync(() => this.#m.create(name, dim, metric, json))));
+  }
+
+  /** The shard `name` (`UnknownShard` when there is none); closing it leaves it to the manager. */
+  async open(name) {
+    const api = this.#api;
+    api.checkString(name, 'name');
+    return withFileMethods(api.wrapDb(await api.callAsync(() => this.#m.openShard(name))));
+  }
+
+  /** The shards under `prefix` (all without): `[{name, dim, metric, embedding_model, bytes_on_disk, created_at}]`. */
+  async list(prefix) {
+    if (prefix !== undefined) this.#api.checkString(prefix, 'prefix');
+    return JSON.parse(await this.#api.callAsync(() => this.#m.list(prefix)));
+  }
+
+  /** Deletes the shard `name` and its files (`UnknownShard` when there is none). */
+  async drop(name) {
+    this.#api.checkString(name, 'name');
+    await this.#api.callAsync(() => this.#m.dropShard(name));
+  }
+
+  /** Vector search across `{shards: [...]}` or `{prefix}`: `{hits (each with its shard), failures}`. */
+  async search(vector, options) {
+    this.#api.checkVector(vector, 'vector');
+    const [targets, json] = splitTargets(this.#api, options, 'search options');
+    return JSON.parse(await this.#api.callAsync(() => this.#m.search(vector, targets, json)));
+  }
+
+  /** Keyword search (BM25) across shards, as `search`. */
+  async searchText(text, options) {
+    this.#api.checkString(text, 'text');
+    const [targets, json] = splitTargets(this.#api, options, 'search options');
+    return JSON.parse(await this.#api.callAsync(() => this.#m.searchText(text, targets, json)));
+  }
+
+  /** Hybrid search across shards, as `search` with the options of `Db.searchHybrid`. */
+  async searchHybrid(vector, text, options) {
+    this.#api.checkVector(vector, 'vector');
+    this.#api.checkString(text, 'text');
+    const [targets, json] = splitTargets(this.#api, options, 'search options');
+    return JSON.parse(await this.#api.callAsync(() => this.#m.searchHybrid(vector, text, targets, json)));
+  }
+
+  /** Lets go of the manager (its shards close once no `Db` holds them). Idempotent. */
+  async close() {
+    this.#m.close();
+  }
 }
 
 export { SqliteVectorError, StorageBusyError } from './errors.js';
