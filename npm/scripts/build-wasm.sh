@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the sqlite-vector wasm package into npm/sqlite-vector/dist and checks it:
-#   cargo build (-p sqlite-vector-wasm, --profile wasm, +simd128) → wasm-bindgen --target web
+#   cargo build (-p sqlite-vector-wasm, --profile wasm, +simd128, std rebuilt for size by a
+#   pinned nightly) → wasm-bindgen --target web
 #   → wasm-opt -Oz (npm binaryen, never Debian's) → copy src/ → smoke test of the optimised
 #   module in Node → import check (wasm-bindgen's module only) → size gates.
 #
@@ -10,6 +11,9 @@
 #   WASM_OPT_LEVEL=s|z|3  override the profile's opt-level (measurements)
 #   WASM_OUT=<dir>        output directory (default npm/sqlite-vector/dist); size gates and the
 #                         copy of src/ apply to the default package only
+#   WASM_STD=prebuilt     link stable Rust's prebuilt std instead of the size-optimised rebuild
+#                         (measurements; the package is built with WASM_STD=build, the default)
+#   WASM_NIGHTLY          the nightly toolchain of that rebuild (default: the pinned one below)
 #   SQLITE_WASM_RS_FLAGS  SQLite compile flags (default: the trimmed set below; set it to
 #                         " " to build SQLite with sqlite-wasm-rs's defaults)
 set -euo pipefail
@@ -46,6 +50,38 @@ export SQLITE_WASM_RS_FLAGS="${SQLITE_WASM_RS_FLAGS-$default_sqlite_flags}"
 
 rustflags=""
 [ "${WASM_SIMD:-1}" = 1 ] && rustflags="-C target-feature=+simd128"
+
+# Rust's standard library rebuilt with the module, for size: -Zbuild-std with the
+# `optimize_for_size` feature (smaller sort, fmt and other code paths in core/alloc/std) and
+# the whole std under the wasm profile's opt-level z and fat LTO. Measured on the shipped
+# module: see npm/README.md. It needs a nightly toolchain with rust-src; the date is pinned
+# so a nightly regression cannot change the module unnoticed. The toolchain is installed
+# (rustup, minimal profile) when missing, and a failure to get it fails the build: there is
+# no silent fallback to the prebuilt std (WASM_STD=prebuilt asks for that explicitly).
+pinned_nightly="nightly-2026-05-20"
+cargo_cmd=(cargo)
+rustc_cmd=(rustc)
+build_std=()
+case "${WASM_STD:-build}" in
+  build)
+    nightly="${WASM_NIGHTLY:-$pinned_nightly}"
+    if ! rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^rust-src'; then
+      echo "== rustup toolchain install $nightly --profile minimal --component rust-src"
+      timeout 900 rustup toolchain install "$nightly" --profile minimal --component rust-src >&2 \
+        || { echo "could not install $nightly with rust-src (needed for -Zbuild-std; WASM_STD=prebuilt builds without it)" >&2; exit 1; }
+    fi
+    cargo_cmd=(rustup run "$nightly" cargo)
+    rustc_cmd=(rustup run "$nightly" rustc)
+    build_std=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
+    # Nightly mangles with v0 by default: wasm-bindgen names its closure shims after the
+    # symbols, which then take ~250 bytes each in the module's exports and in the JS glue
+    # (+1.2 KB of glue). Legacy mangling, as stable does.
+    rustflags="$rustflags -Zunstable-options -Csymbol-mangling-version=legacy"
+    ;;
+  prebuilt) ;;
+  *) echo "WASM_STD must be build or prebuilt, not ${WASM_STD}" >&2; exit 1 ;;
+esac
+
 profile_override=()
 if [ -n "${WASM_OPT_LEVEL:-}" ]; then
   profile_override=(--config "profile.wasm.opt-level=$( [ "$WASM_OPT_LEVEL" = 3 ] && echo 3 || echo "\"$WASM_OPT_LEVEL\"")")
@@ -58,9 +94,10 @@ have_wbg="$(wasm-bindgen --version | awk '{print $2}')"
 [ "$want_wbg" = "$have_wbg" ] || { echo "wasm-bindgen CLI $have_wbg differs from the crate's $want_wbg" >&2; exit 1; }
 
 t0=$SECONDS
-echo "== cargo build (simd128=${WASM_SIMD:-1}, opt-level=${WASM_OPT_LEVEL:-profile}, target dir $target_dir)"
+echo "== cargo build ($("${rustc_cmd[@]}" --version), std ${WASM_STD:-build}, simd128=${WASM_SIMD:-1}, opt-level=${WASM_OPT_LEVEL:-profile}, target dir $target_dir)"
 ( cd "$root" && CARGO_TARGET_DIR="$target_dir" RUSTFLAGS="$rustflags" \
-    cargo build -q -p sqlite-vector-wasm --target wasm32-unknown-unknown --profile wasm "${profile_override[@]}" )
+    "${cargo_cmd[@]}" build -q -p sqlite-vector-wasm --target wasm32-unknown-unknown --profile wasm \
+    "${build_std[@]}" "${profile_override[@]}" )
 cargo_wasm="$target_dir/wasm32-unknown-unknown/wasm/sqlite_vector_wasm.wasm"
 echo "   $(stat -c %s "$cargo_wasm") bytes from cargo ($((SECONDS - t0)) s)"
 
