@@ -129,8 +129,14 @@ t1=$SECONDS
 # mutable-globals, nontrapping-fptoint, reference-types, sign-ext) plus simd128, named
 # explicitly so that wasm-opt never lowers or refuses what the module uses.
 # --converge repeats -Oz until the module stops shrinking: 1.5 KB raw, 0.9 KB brotli for
-# twice the time (about 90 s on 2 cores).
-"$wasm_opt" -Oz --converge --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+# twice the time (about 90 s on 2 cores). --low-memory-unused lets wasm-opt fold constant
+# address offsets into loads and stores (−12.0 KB raw / −4.1 KB brotli, measured without
+# --converge): it assumes that no access reaches the lowest 1 KB of memory by wrapping around,
+# which Rust's code never does (address 0 is null; the stack, first in memory, would have
+# overflowed to get there).
+# Measured and not kept: --zero-filled-memory (no change), --gufa before -Oz (+0.7 KB),
+# --optimize-added-constants-propagate (+0.1 KB over --low-memory-unused alone).
+"$wasm_opt" -Oz --converge --low-memory-unused --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   --strip-debug --strip-producers "$bg" -o "$bg.opt"
 mv "$bg.opt" "$bg"
