@@ -21,7 +21,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::Serialize;
 use serde_json::Value;
 use sqlite_vector::{
     Clock, ErrorKind, Filter, Fusion, Hit, HnswParams, HybridParams, IndexStats, Item, Metric,
@@ -87,11 +88,261 @@ impl From<sqlite_vector::Error> for JsError {
 /// Result of every call in this crate.
 pub type JsResult<T> = Result<T, JsError>;
 
-/// Parses `json` as `T`; any failure (syntax, unknown field, wrong type) is `InvalidInput`
-/// naming `what`.
-fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> JsResult<T> {
-    serde_json::from_str(json).map_err(|e| JsError::invalid_input(format!("invalid {what}: {e}")))
+/// A failure to parse the JSON text of `what` (syntax, unknown field, wrong type):
+/// `InvalidInput` naming it.
+fn invalid_json(what: &str, e: serde_json::Error) -> JsError {
+    JsError::invalid_input(format!("invalid {what}: {e}"))
 }
+
+// ------------------------------------------------------------------ option objects
+//
+// The option structs below were `#[derive(Deserialize)] #[serde(deny_unknown_fields)]`; each
+// derive instantiated serde_json's struct parser once more with every field's parsing inlined
+// (7 copies, ~17 KB of wasm before wasm-opt). One table-driven visitor replaces them: the same
+// field names, the same per-field parsing (`Option<usize>`, `Option<f32>`, … through serde),
+// so the same error messages with the same positions (`unknown field `x`, expected one of …`,
+// `duplicate field …`, `invalid type: string "3", expected usize at line 1 column 8`), `null`
+// for an absent field. The one difference: a JSON array is no longer read as the struct's
+// fields in order (serde's derive accepted `[3, null, …]`); it is `invalid type: sequence`.
+
+/// How one field is parsed: the type its derive had (every field was an `Option`).
+#[derive(Clone, Copy)]
+enum Ty {
+    Usize,
+    F32,
+    Bool,
+    Str,
+    Strs,
+    Any,
+}
+
+/// A parsed field value.
+enum Field {
+    Usize(usize),
+    F32(f32),
+    Bool(bool),
+    Str(String),
+    Strs(Vec<String>),
+    Any(Value),
+}
+
+/// The fields of one option object: its struct name (serde's `expected struct X`) and field
+/// names with their types.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    names: &'static [&'static str],
+    types: &'static [Ty],
+}
+
+/// The fields parsed, indexed like [`Shape::names`] (`None`: absent or `null`).
+struct Fields(Vec<Option<Field>>);
+
+impl Fields {
+    fn take(&mut self, i: usize) -> Option<Field> {
+        self.0[i].take()
+    }
+    fn usize(&mut self, i: usize) -> Option<usize> {
+        match self.take(i) {
+            Some(Field::Usize(v)) => Some(v),
+            _ => None,
+        }
+    }
+    fn f32(&mut self, i: usize) -> Option<f32> {
+        match self.take(i) {
+            Some(Field::F32(v)) => Some(v),
+            _ => None,
+        }
+    }
+    fn bool(&mut self, i: usize) -> Option<bool> {
+        match self.take(i) {
+            Some(Field::Bool(v)) => Some(v),
+            _ => None,
+        }
+    }
+    fn string(&mut self, i: usize) -> Option<String> {
+        match self.take(i) {
+            Some(Field::Str(v)) => Some(v),
+            _ => None,
+        }
+    }
+    fn strings(&mut self, i: usize) -> Option<Vec<String>> {
+        match self.take(i) {
+            Some(Field::Strs(v)) => Some(v),
+            _ => None,
+        }
+    }
+    fn value(&mut self, i: usize) -> Option<Value> {
+        match self.take(i) {
+            Some(Field::Any(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Shape {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "struct {}", self.name)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let n = self.names.len();
+        let mut out: Vec<Option<Field>> = (0..n).map(|_| None).collect();
+        let mut seen = vec![false; n];
+        while let Some(key) = map.next_key::<String>()? {
+            let Some(i) = self.names.iter().position(|&f| f == key) else {
+                return Err(de::Error::unknown_field(&key, self.names));
+            };
+            if seen[i] {
+                return Err(de::Error::duplicate_field(self.names[i]));
+            }
+            seen[i] = true;
+            out[i] = match self.types[i] {
+                Ty::Usize => map.next_value::<Option<usize>>()?.map(Field::Usize),
+                Ty::F32 => map.next_value::<Option<f32>>()?.map(Field::F32),
+                Ty::Bool => map.next_value::<Option<bool>>()?.map(Field::Bool),
+                Ty::Str => map.next_value::<Option<String>>()?.map(Field::Str),
+                Ty::Strs => map.next_value::<Option<Vec<String>>>()?.map(Field::Strs),
+                Ty::Any => map.next_value::<Option<Value>>()?.map(Field::Any),
+            };
+        }
+        Ok(Fields(out))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Shape {
+    type Value = Fields;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Fields, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// A JSON array of objects of one shape (serde's `Vec<T>`: `expected a sequence`).
+struct ArrayOf(Shape);
+
+impl<'de> Visitor<'de> for ArrayOf {
+    type Value = Vec<Fields>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Fields>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(fields) = seq.next_element_seed(self.0)? {
+            out.push(fields);
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `json` (all of it, as `serde_json::from_str`) with `visit`; errors as [`invalid_json`].
+fn parse_with<'a, V: Visitor<'a>>(
+    what: &str,
+    json: &'a str,
+    visit: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+    ) -> serde_json::Result<V::Value>,
+) -> JsResult<V::Value> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    visit(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| invalid_json(what, e))
+}
+
+/// Parses one option object of `shape`.
+fn parse_fields(what: &str, json: &str, shape: Shape) -> JsResult<Fields> {
+    parse_with::<Shape>(what, json, |de| {
+        de::Deserializer::deserialize_map(de, shape)
+    })
+}
+
+const OPEN_OPTIONS: Shape = Shape {
+    name: "OpenOptionsJson",
+    names: &["searchable", "embedding_model"],
+    types: &[Ty::Strs, Ty::Str],
+};
+
+const STORE_OPTIONS: Shape = Shape {
+    name: "StoreOptionsJson",
+    names: &["dim", "metric", "searchable", "embedding_model"],
+    types: &[Ty::Usize, Ty::Str, Ty::Strs, Ty::Str],
+};
+
+const SEARCH_OPTIONS: Shape = Shape {
+    name: "SearchOptions",
+    names: &[
+        "k",
+        "filter",
+        "min_score",
+        "max_distance",
+        "metric",
+        "ef_search",
+        "exact",
+    ],
+    types: &[
+        Ty::Usize,
+        Ty::Any,
+        Ty::F32,
+        Ty::F32,
+        Ty::Str,
+        Ty::Usize,
+        Ty::Bool,
+    ],
+};
+
+const HYBRID_OPTIONS: Shape = Shape {
+    name: "HybridOptions",
+    names: &[
+        "k",
+        "filter",
+        "min_score",
+        "max_distance",
+        "metric",
+        "ef_search",
+        "exact",
+        "fusion",
+        "rrf_k",
+        "vector_weight",
+        "text_weight",
+        "candidates",
+    ],
+    types: &[
+        Ty::Usize,
+        Ty::Any,
+        Ty::F32,
+        Ty::F32,
+        Ty::Str,
+        Ty::Usize,
+        Ty::Bool,
+        Ty::Str,
+        Ty::F32,
+        Ty::F32,
+        Ty::F32,
+        Ty::Usize,
+    ],
+};
+
+const INDEX_OPTIONS: Shape = Shape {
+    name: "IndexOptions",
+    names: &["m", "ef_construction", "ef_search"],
+    types: &[Ty::Usize, Ty::Usize, Ty::Usize],
+};
+
+const ITEM: Shape = Shape {
+    name: "ItemJson",
+    names: &["id", "metadata", "text"],
+    types: &[Ty::Str, Ty::Any, Ty::Str],
+};
+
+const PATCH: Shape = Shape {
+    name: "PatchJson",
+    names: &["metadata", "text"],
+    types: &[Ty::Any, Ty::Str],
+};
 
 fn to_json<T: Serialize>(value: &T) -> String {
     // Serializing these plain structs of strings, numbers and `Value`s cannot fail.
@@ -101,8 +352,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 // ------------------------------------------------------------------ options in
 
 /// Options of [`Db::open`] beyond the dimension and metric (JSON object, every field optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct OpenOptionsJson {
     /// Metadata fields (dotted paths) indexed for keyword search with the text (the MCP
     /// server's `shard_create` name).
@@ -111,9 +361,18 @@ pub struct OpenOptionsJson {
     pub embedding_model: Option<String>,
 }
 
+impl OpenOptionsJson {
+    fn parse(json: &str) -> JsResult<OpenOptionsJson> {
+        let mut f = parse_fields("open options", json, OPEN_OPTIONS)?;
+        Ok(OpenOptionsJson {
+            searchable: f.strings(0),
+            embedding_model: f.string(1),
+        })
+    }
+}
+
 /// Options of a persistent store ([`Db::open_file`]; JSON object, every field optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct StoreOptionsJson {
     /// The dimension: required to create the store; checked against an existing one.
     pub dim: Option<usize>,
@@ -126,6 +385,16 @@ pub struct StoreOptionsJson {
 }
 
 impl StoreOptionsJson {
+    fn parse(json: &str) -> JsResult<StoreOptionsJson> {
+        let mut f = parse_fields("open options", json, STORE_OPTIONS)?;
+        Ok(StoreOptionsJson {
+            dim: f.usize(0),
+            metric: f.string(1),
+            searchable: f.strings(2),
+            embedding_model: f.string(3),
+        })
+    }
+
     /// Checks an existing shard against the dimension and metric given.
     fn check(&self, shard: &Shard) -> JsResult<()> {
         let have = shard.profile();
@@ -158,7 +427,7 @@ fn mismatch(field: &'static str, asked: impl fmt::Display, have: impl fmt::Displ
 /// `InvalidInput` for malformed options, an unknown metric, or a profile the core refuses
 /// (dimension 0 or above [`sqlite_vector::MAX_DIMENSION`]).
 pub fn profile(dim: usize, metric: &str, options_json: &str) -> JsResult<Profile> {
-    new_profile(dim, metric, parse_json("open options", options_json)?)
+    new_profile(dim, metric, OpenOptionsJson::parse(options_json)?)
 }
 
 /// [`profile`] from parsed options.
@@ -178,8 +447,7 @@ fn new_profile(dim: usize, metric: &str, options: OpenOptionsJson) -> JsResult<P
 /// Options of a vector or text search (JSON object, every field optional). Defaults are the
 /// core's [`SearchParams::default`] (k = 10, the shard's metric, no filter, the index's
 /// `ef_search`, index allowed).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct SearchOptions {
     /// Number of hits, 1 ..= 10,000.
     pub k: Option<usize>,
@@ -203,7 +471,16 @@ impl SearchOptions {
     /// # Errors
     /// `InvalidInput` for malformed JSON, unknown fields or values of the wrong type.
     pub fn parse(json: &str) -> JsResult<SearchOptions> {
-        parse_json("search options", json)
+        let mut f = parse_fields("search options", json, SEARCH_OPTIONS)?;
+        Ok(SearchOptions {
+            k: f.usize(0),
+            filter: f.value(1),
+            min_score: f.f32(2),
+            max_distance: f.f32(3),
+            metric: f.string(4),
+            ef_search: f.usize(5),
+            exact: f.bool(6),
+        })
     }
 
     /// The core's search parameters.
@@ -231,8 +508,7 @@ impl SearchOptions {
 
 /// Options of a hybrid search: those of [`SearchOptions`] plus the fusion's (JSON object, every
 /// field optional; defaults are [`HybridParams::default`]).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct HybridOptions {
     /// As [`SearchOptions::k`].
     pub k: Option<usize>,
@@ -266,7 +542,21 @@ impl HybridOptions {
     /// # Errors
     /// `InvalidInput` for malformed JSON, unknown fields or values of the wrong type.
     pub fn parse(json: &str) -> JsResult<HybridOptions> {
-        parse_json("hybrid search options", json)
+        let mut f = parse_fields("hybrid search options", json, HYBRID_OPTIONS)?;
+        Ok(HybridOptions {
+            k: f.usize(0),
+            filter: f.value(1),
+            min_score: f.f32(2),
+            max_distance: f.f32(3),
+            metric: f.string(4),
+            ef_search: f.usize(5),
+            exact: f.bool(6),
+            fusion: f.string(7),
+            rrf_k: f.f32(8),
+            vector_weight: f.f32(9),
+            text_weight: f.f32(10),
+            candidates: f.usize(11),
+        })
     }
 
     /// The core's search and fusion parameters.
@@ -306,8 +596,7 @@ impl HybridOptions {
 
 /// Parameters of [`Db::create_index`] (JSON object, every field optional; defaults are
 /// [`HnswParams::default`]: m 16, ef_construction 200, ef_search 64).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct IndexOptions {
     /// Neighbours per node (`M`).
     pub m: Option<usize>,
@@ -324,7 +613,12 @@ impl IndexOptions {
     /// # Errors
     /// `InvalidInput` for malformed JSON, unknown fields or values of the wrong type.
     pub fn parse(json: &str) -> JsResult<HnswParams> {
-        let o: IndexOptions = parse_json("index options", json)?;
+        let mut f = parse_fields("index options", json, INDEX_OPTIONS)?;
+        let o = IndexOptions {
+            m: f.usize(0),
+            ef_construction: f.usize(1),
+            ef_search: f.usize(2),
+        };
         let mut p = HnswParams::default();
         if let Some(m) = o.m {
             p.m = m;
@@ -340,8 +634,7 @@ impl IndexOptions {
 }
 
 /// An item's fields besides its vector (JSON object, every field optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct ItemJson {
     /// External id (1-512 bytes, no control characters); absent: generated.
     pub id: Option<String>,
@@ -352,6 +645,14 @@ pub struct ItemJson {
 }
 
 impl ItemJson {
+    fn from_fields(mut f: Fields) -> ItemJson {
+        ItemJson {
+            id: f.string(0),
+            metadata: f.value(1),
+            text: f.string(2),
+        }
+    }
+
     fn into_item(self, vector: Vec<f32>) -> NewItem {
         NewItem {
             id: self.id,
@@ -367,7 +668,7 @@ impl ItemJson {
 /// # Errors
 /// `InvalidInput` for malformed JSON, unknown fields or values of the wrong type.
 pub fn new_item(vector: &[f32], item_json: &str) -> JsResult<NewItem> {
-    let item: ItemJson = parse_json("item", item_json)?;
+    let item = ItemJson::from_fields(parse_fields("item", item_json, ITEM)?);
     Ok(item.into_item(vector.to_vec()))
 }
 
@@ -378,7 +679,9 @@ pub fn new_item(vector: &[f32], item_json: &str) -> JsResult<NewItem> {
 /// `InvalidInput` for malformed JSON, or a buffer whose length is not a multiple of `n` (or is
 /// not empty when `n` is 0).
 pub fn new_items(flat: &[f32], items_json: &str) -> JsResult<Vec<NewItem>> {
-    let items: Vec<ItemJson> = parse_json("items (a JSON array of items)", items_json)?;
+    let items = parse_with::<ArrayOf>("items (a JSON array of items)", items_json, |de| {
+        de::Deserializer::deserialize_seq(de, ArrayOf(ITEM))
+    })?;
     let n = items.len();
     if n == 0 {
         if !flat.is_empty() {
@@ -399,13 +702,14 @@ pub fn new_items(flat: &[f32], items_json: &str) -> JsResult<Vec<NewItem>> {
     Ok(items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| item.into_item(flat[i * dim..(i + 1) * dim].to_vec()))
+        .map(|(i, item)| {
+            ItemJson::from_fields(item).into_item(flat[i * dim..(i + 1) * dim].to_vec())
+        })
         .collect())
 }
 
 /// The fields of an update besides its vector (JSON object, every field optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct PatchJson {
     /// New metadata object (replaces the old one whole).
     pub metadata: Option<Value>,
@@ -418,11 +722,11 @@ pub struct PatchJson {
 /// # Errors
 /// `InvalidInput` for malformed JSON, unknown fields or values of the wrong type.
 pub fn update(vector: Option<Vec<f32>>, patch_json: &str) -> JsResult<Update> {
-    let p: PatchJson = parse_json("update", patch_json)?;
+    let mut f = parse_fields("update", patch_json, PATCH)?;
     Ok(Update {
         vector,
-        metadata: p.metadata,
-        text: p.text,
+        metadata: f.value(0),
+        text: f.string(1),
     })
 }
 
@@ -595,7 +899,7 @@ impl Db {
         clock: Option<Arc<dyn Clock>>,
         exists: bool,
     ) -> JsResult<Db> {
-        let store: StoreOptionsJson = parse_json("open options", options_json)?;
+        let store = StoreOptionsJson::parse(options_json)?;
         let mut options = OpenOptions::default();
         if let Some(clock) = clock {
             options = options.with_clock(clock);
@@ -634,7 +938,7 @@ impl Db {
         options_json: &str,
         clock: Option<Arc<dyn Clock>>,
     ) -> JsResult<Db> {
-        let store: StoreOptionsJson = parse_json("open options", options_json)?;
+        let store = StoreOptionsJson::parse(options_json)?;
         let mut options = OpenOptions::default();
         if let Some(clock) = clock {
             options = options.with_clock(clock);

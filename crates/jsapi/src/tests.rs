@@ -575,3 +575,123 @@ fn export_and_import_round_trip() {
     closed.close();
     assert_eq!(kind(closed.export()), "InvalidInput");
 }
+
+/// The option objects' table-driven parsing gives the messages that serde's derives gave
+/// (`deny_unknown_fields`, `Option` fields), error positions included: derived mirrors of the
+/// old structs are the reference.
+#[test]
+fn option_errors_are_the_derives_messages() {
+    mod derived {
+        use serde_json::Value;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        pub struct SearchOptions {
+            k: Option<usize>,
+            filter: Option<Value>,
+            min_score: Option<f32>,
+            max_distance: Option<f32>,
+            metric: Option<String>,
+            ef_search: Option<usize>,
+            exact: Option<bool>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        pub struct StoreOptionsJson {
+            dim: Option<usize>,
+            metric: Option<String>,
+            searchable: Option<Vec<String>>,
+            embedding_model: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        pub struct ItemJson {
+            id: Option<String>,
+            metadata: Option<Value>,
+            text: Option<String>,
+        }
+    }
+    fn want<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Option<String> {
+        serde_json::from_str::<T>(json)
+            .err()
+            .map(|e| format!("invalid {what}: {e}"))
+    }
+    fn got<T>(r: JsResult<T>) -> Option<String> {
+        r.err().map(|e| e.message().to_owned())
+    }
+    let search = [
+        "",
+        " ",
+        "{",
+        "{}",
+        "{} x",
+        "null",
+        "3",
+        "\"k\"",
+        r#"{"ef":10}"#,
+        r#"{"k":3,"k":4}"#,
+        r#"{"k":null,"k":4}"#,
+        r#"{"k":-1}"#,
+        r#"{"k":1.5}"#,
+        r#"{"k":"3"}"#,
+        r#"{"k":true}"#,
+        r#"{"k":[3]}"#,
+        r#"{"k":{"n":3}}"#,
+        r#"{"k":99999999999999999999}"#,
+        "{\n  \"k\": 3,\n  \"exact\": \"yes\"\n}",
+        r#"{"min_score":"high"}"#,
+        r#"{"min_score":1e400}"#,
+        r#"{"metric":3}"#,
+        r#"{"filter":{"a":1},"metric":null,"ef_search":-3}"#,
+        r#"{"k\u0000":1}"#,
+    ];
+    for json in search {
+        assert_eq!(
+            got(SearchOptions::parse(json)),
+            want::<derived::SearchOptions>("search options", json),
+            "{json}"
+        );
+    }
+    for json in [
+        r#"{"dim":3,"searchable":["a",1]}"#,
+        r#"{"dim":3,"searchable":"a"}"#,
+        r#"{"dims":3}"#,
+        r#"{"dim":3,"metric":"l2","embedding_model":"m","searchable":[]}"#,
+    ] {
+        assert_eq!(
+            got(StoreOptionsJson::parse(json)),
+            want::<derived::StoreOptionsJson>("open options", json),
+            "{json}"
+        );
+    }
+    for json in [r#"{"id":1}"#, r#"{"meta":{}}"#, r#"{"text":"t","id":"a"}"#] {
+        assert_eq!(
+            got(new_item(&[1.0], json)),
+            want::<derived::ItemJson>("item", json),
+            "{json}"
+        );
+    }
+    let items = "items (a JSON array of items)";
+    for json in [
+        "[]",
+        "{}",
+        "[{}, {\"idd\": 1}]",
+        "[{}, 3]",
+        "[{}] {}",
+        "[{},",
+    ] {
+        assert_eq!(
+            got(new_items(&[], json)).filter(|m| m.starts_with("invalid")),
+            want::<Vec<derived::ItemJson>>(items, json),
+            "{json}"
+        );
+    }
+    // The one difference: serde's derive read an array as the fields in order.
+    let e = SearchOptions::parse("[]").unwrap_err();
+    assert_eq!(
+        e.message(),
+        "invalid search options: invalid type: sequence, expected struct SearchOptions at line 1 column 0"
+    );
+}

@@ -19,7 +19,8 @@ fn start() {
     }));
 }
 
-/// The message of the last panic (`"panicked at src/x.rs:1:2:\n<message>"`), or `undefined`
+/// The message of the last panic (`"panicked at <redacted>:0:0:\n<message>"`: the module is
+/// built without panic locations, see npm/scripts/build-wasm.sh), or `undefined`
 /// when none happened. After a panic the module's state is undefined: the JS wrapper calls this
 /// once to build its error, then refuses every further call.
 #[wasm_bindgen(js_name = lastPanic)]
