@@ -60,7 +60,8 @@ default_sqlite_flags="\
 -DSQLITE_OMIT_AUTOVACUUM -DSQLITE_OMIT_FOREIGN_KEY -DSQLITE_OMIT_AUTOMATIC_INDEX \
 -DSQLITE_MAX_MMAP_SIZE=0 -DSQLITE_OMIT_HEX_INTEGER -DSQLITE_OMIT_BLOB_LITERAL \
 -DSQLITE_OMIT_BETWEEN_OPTIMIZATION -DSQLITE_OMIT_LIKE_OPTIMIZATION \
--DSQLITE_OMIT_TRUNCATE_OPTIMIZATION -DSQLITE_OMIT_LOOKASIDE -DSQLITE_OMIT_QUICKBALANCE"
+-DSQLITE_OMIT_TRUNCATE_OPTIMIZATION -DSQLITE_OMIT_LOOKASIDE -DSQLITE_OMIT_QUICKBALANCE -DSQLITE_OMIT_WAL \
+-DSQLITE_OMIT_XFER_OPT -DSQLITE_OMIT_OR_OPTIMIZATION"
 export SQLITE_WASM_RS_FLAGS="${SQLITE_WASM_RS_FLAGS-$default_sqlite_flags}"
 
 rustflags=""
@@ -168,5 +169,6 @@ echo "== smoke test, imports and sizes of the optimised module"
 status=0
 node "$here/check-wasm.mjs" "$out" "${gates[@]}" || status=$?
 echo "== built $out in $((SECONDS - t0)) s"
-# 3: only a size gate failed (the module works); anything else: broken.
+# 3: only the raw size target is missed; 4: a hard size limit is exceeded (the module works in
+# both cases); anything else: broken.
 exit "$status"

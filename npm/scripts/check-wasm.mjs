@@ -2,8 +2,9 @@
 // initSync (a broken wasm-opt shows up here, not at load in a user's app), runs a small
 // insert/search round trip, checks that the module imports nothing but wasm-bindgen's glue (a
 // SQLite symbol removed by SQLITE_WASM_RS_FLAGS but still referenced would be an `env`
-// import), and prints the sizes. With --gates it exits 3 when a size is over its limit:
-//   .wasm < 1,000,000 B raw, brotli (quality 11) ≤ 471,040 B; JS glue ≤ 61,440 B.
+// import), and prints the sizes. With --gates it exits 4 when a size is over a hard limit
+// (issue 14: the .wasm never above 1,150,000 B raw, brotli -q11 ≤ 471,040 B, the JS glue ≤
+// 61,440 B), else 3 when only the target of < 1,000,000 B raw is missed.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -72,15 +73,17 @@ if (failures.length) {
   for (const f of failures) console.error(`FAIL: ${f}`);
   process.exit(1);
 }
-// Size gates last, with their own exit code (3), so a caller can still run the tests on a
-// module that works but is too big.
+// Size gates last, with their own exit codes (4: a hard limit; 3: only the raw target), so a
+// caller can still run the tests on a module that works but is too big.
 const over = [];
+const missed = [];
 if (gates) {
-  if (raw >= 1_000_000) over.push(`wasm is ${raw} B raw, the limit is < 1,000,000`);
+  if (raw > 1_150_000) over.push(`wasm is ${raw} B raw, the ceiling is 1,150,000`);
   if (br > 471_040) over.push(`wasm is ${br} B brotli, the limit is 471,040`);
   if (glueBytes > 61_440) over.push(`the JS glue is ${glueBytes} B, the limit is 61,440`);
+  if (raw >= 1_000_000) missed.push(`wasm is ${raw} B raw, the target is < 1,000,000`);
 }
-if (over.length) {
-  for (const f of over) console.error(`FAIL (size gate): ${f}`);
-  process.exit(3);
-}
+for (const f of over) console.error(`FAIL (size gate): ${f}`);
+for (const f of missed) console.error(`MISSED (size target): ${f}`);
+if (over.length) process.exit(4);
+if (missed.length) process.exit(3);
