@@ -127,6 +127,12 @@ echo "-- npx --no sqlite-vector mcp (Python MCP client): native, then SQLITE_VEC
 "$python" "$npm_dir/test/mcp_npx.py" "$proj" "$work/root-native" native
 "$python" "$npm_dir/test/mcp_npx.py" "$proj" "$work/root-wasm" wasm
 
+echo "-- npx straight from the tarballs (no project): both packages, then the main one alone (wasm fallback)"
+(cd "$work" && SQLITE_VECTOR_NPX_ARGS='["-y", "--package", "./sqlite-vector-0.1.0.tgz", "--package", "./sqlite-vector-linux-x64-gnu-0.1.0.tgz", "sqlite-vector"]' \
+  "$python" "$npm_dir/test/mcp_npx.py" "$work" "$work/root-npx-native" native)
+(cd "$work" && SQLITE_VECTOR_NPX_ARGS='["-y", "./sqlite-vector-0.1.0.tgz"]' \
+  "$python" "$npm_dir/test/mcp_npx.py" "$work" "$work/root-npx-wasm" fallback)
+
 echo "== a project without the platform package (npm install --omit=optional <main.tgz>)"
 proj2="$work/app-wasm"
 mkdir -p "$proj2" && cd "$proj2"
